@@ -1,0 +1,90 @@
+/**
+ * The one error base class of Consort's node code. Every error a node, the
+ * CLI or a library function throws on purpose is a ConsortError with a
+ * stable `code` (tests assert codes, never messages) and a `retryable` flag:
+ * retryable errors are transient (a peer that has not answered yet, an RPC
+ * that is down, a task the node has not seen yet) and the caller may try the
+ * same thing again; fatal ones will fail the same way every time.
+ *
+ * Messages name what was wrong (the offending task id, party, field) but never
+ * carry secrets: no private keys, no shares, no plaintext inputs.
+ */
+export type ConsortErrorCode =
+  // configuration and start-up
+  | "CONFIG_INVALID"
+  | "KEY_INVALID"
+  // math
+  | "MATH_INVALID_ARGUMENT"
+  | "MATH_NOT_ENOUGH_SHARES"
+  | "MATH_INCONSISTENT_SHARES"
+  // programs and protocol
+  | "PROGRAM_INVALID"
+  | "PROGRAM_HASH_MISMATCH"
+  | "PROTOCOL_INVALID_MESSAGE"
+  | "PROTOCOL_TIMEOUT"
+  | "PROTOCOL_ABORTED"
+  // transport
+  | "BAD_REQUEST"
+  | "BAD_SIGNATURE"
+  | "DECRYPTION_FAILED"
+  | "UNKNOWN_TASK"
+  | "NOT_A_PARTY"
+  | "NOT_A_DATA_OWNER"
+  | "DUPLICATE_INPUT"
+  | "DUPLICATE_MESSAGE"
+  | "COMMITMENT_MISMATCH"
+  | "COMMITMENT_NOT_FOUND"
+  | "INPUT_OUT_OF_RANGE"
+  | "TASK_NOT_ACCEPTING"
+  | "PEER_UNREACHABLE"
+  | "PEER_REJECTED"
+  // chain
+  | "RPC_UNAVAILABLE"
+  | "TX_REVERTED"
+  | "CONTRACT_NOT_FOUND"
+  | "DEPLOYMENT_NOT_FOUND"
+  | "TASK_FAILED"
+  // store
+  | "STORE_FAILED"
+  // generic
+  | "NOT_FOUND"
+  | "INTERNAL";
+
+export interface ConsortErrorOptions {
+  /** Whether trying the same operation again may succeed. Defaults to false. */
+  retryable?: boolean;
+  /** The underlying error, kept for logs (never shown to remote peers). */
+  cause?: unknown;
+  /** Structured, non-secret facts about the failure (task id, party, field). */
+  details?: Record<string, unknown>;
+}
+
+export class ConsortError extends Error {
+  readonly code: ConsortErrorCode;
+  readonly retryable: boolean;
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(code: ConsortErrorCode, message: string, options: ConsortErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "ConsortError";
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+    this.details = Object.freeze({ ...(options.details ?? {}) });
+  }
+
+  /** The JSON body sent to HTTP clients and printed by the CLI. */
+  toJSON(): { code: ConsortErrorCode; message: string; retryable: boolean; details: Record<string, unknown> } {
+    return { code: this.code, message: this.message, retryable: this.retryable, details: { ...this.details } };
+  }
+}
+
+export function isConsortError(value: unknown, code?: ConsortErrorCode): value is ConsortError {
+  return value instanceof ConsortError && (code === undefined || value.code === code);
+}
+
+/** Wraps anything thrown into a ConsortError, keeping ConsortErrors as they are. */
+export function toConsortError(value: unknown, fallback: ConsortErrorCode = "INTERNAL"): ConsortError {
+  if (value instanceof ConsortError) return value;
+  const message = value instanceof Error ? value.message : String(value);
+  return new ConsortError(fallback, message, { cause: value });
+}
