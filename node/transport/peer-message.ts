@@ -19,10 +19,11 @@
  *
  * The signature is plain secp256k1 ECDSA by the sender's Ethereum key over
  * peerMessageDigest: keccak256 of a Consort-specific domain tag followed by
- * every field, the payload by its keccak256 hash. The tag keeps these
+ * every field, the payload by its SHA-256 hash. The tag keeps these
  * signatures from ever being valid for a transaction, an EIP-191 message or an
  * EIP-712 result signed by the same key.
  */
+import { createHash } from "node:crypto";
 import { keccak_256 } from "@noble/hashes/sha3.js";
 import { utf8ToBytes } from "@noble/hashes/utils.js";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
@@ -145,15 +146,20 @@ function assertSealed(sealed: unknown): asserts sealed is Uint8Array {
 
 /**
  * The canonical bytes the signature covers (after the domain tag): the header
- * fields in wire order followed by keccak256(sealed) instead of the payload,
- * so a multi-megabyte batch is hashed exactly once.
+ * fields in wire order followed by SHA-256(sealed) instead of the payload,
+ * so a multi-megabyte batch is hashed exactly once. The payload hash is
+ * SHA-256 from Node's native crypto rather than keccak256 because this
+ * digest never goes on chain and noble's pure-JS keccak runs at about
+ * 7 MB/s here: 0.5 s of blocked event loop per 100,000-element batch,
+ * against about 10 ms natively. The outer digest stays keccak256 (Ethereum's
+ * signing convention) over the short header.
  */
 export function encodeUnsignedPeerMessage(msg: PeerMessage): Uint8Array {
   const h = encodeHeader(msg);
   assertSealed(msg.sealed);
   const w = new ByteWriter(HEADER_FIXED_BYTES + h.gate.length + 32);
   writeHeader(w, h);
-  w.bytes(keccak_256(msg.sealed));
+  w.bytes(createHash("sha256").update(msg.sealed).digest());
   return w.finish();
 }
 
