@@ -1,0 +1,256 @@
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { getAddress, getBytes, hexlify, type Signer } from "ethers";
+import { randomBytes } from "@noble/hashes/utils.js";
+import type { RegistryClient } from "../chain/registry-client.ts";
+import { findTaskCreated } from "../chain/task-events.ts";
+import { ConsortError, toConsortError } from "../errors.ts";
+import { commitInputShares, type InputContext } from "../math/commitment.ts";
+import { decodeFieldVector, encodeFieldVector } from "../math/field.ts";
+import type { Rng } from "../math/rng.ts";
+import { splitVector } from "../math/shamir.ts";
+import { encodeInputValues } from "../program/input-values.ts";
+import { decodeProgram, verifyProgramHash } from "../program/program-encoding.ts";
+import type { Program } from "../program/program.ts";
+import { postShareSubmission, withRetry } from "../transport/http-client.ts";
+import { sealSharePayload, signShareSubmission } from "../transport/share-submission.ts";
+import { ownerInputLayout } from "./input-layout.ts";
+
+export interface SubmitInputOptions {
+  /** The registry, connected with the data owner's signer. */
+  registry: RegistryClient;
+  signer: Signer;
+  taskId: bigint;
+  /** Values per input name (an owner with a single input may pass it under any key via `values`). */
+  inputs?: Readonly<Record<string, readonly (bigint | number | string)[]>>;
+  /** Shorthand for an owner that has exactly one input. */
+  values?: readonly (bigint | number | string)[];
+  /**
+   * Where the pending submission (the shares and salts, which are secret) is kept
+   * between the on-chain commitment and the last delivery, so a crash or an
+   * unreachable party loses nothing: running submitInput again resumes it.
+   */
+  stateDir: string;
+  /** How long to keep retrying a party that is down or has not seen the task yet. */
+  deliveryTimeoutMs?: number;
+  rng?: Rng;
+  onProgress?: (event: { step: string; [key: string]: unknown }) => void;
+}
+
+export interface DeliveryOutcome {
+  readonly party: string;
+  readonly status: "accepted" | "already-held";
+}
+
+export interface SubmitInputResult {
+  readonly taskId: bigint;
+  readonly dataOwner: string;
+  readonly commitment: string;
+  readonly commitTx: string | undefined;
+  readonly deliveries: readonly DeliveryOutcome[];
+}
+
+interface PendingSubmission {
+  version: 1;
+  chainId: string;
+  registry: string;
+  taskId: string;
+  dataOwner: string;
+  commitment: string;
+  digests: string[];
+  salts: string[];
+  /** encodeFieldVector per party, hex. */
+  shares: string[];
+  delivered: string[];
+}
+
+function pendingFile(stateDir: string, chainId: bigint, registry: string, taskId: bigint, owner: string): string {
+  return join(stateDir, `pending-input-${chainId}-${registry.toLowerCase()}-${taskId}-${owner.toLowerCase()}.json`);
+}
+
+function writePending(file: string, pending: PendingSubmission): void {
+  writeFileSync(`${file}.tmp`, JSON.stringify(pending), { mode: 0o600 });
+  renameSync(`${file}.tmp`, file);
+}
+
+/** The values of one owner's inputs, range-checked against their declared types and laid out in program order. */
+export function encodeOwnerValues(
+  program: Program,
+  ownerIndex: number,
+  inputs: Readonly<Record<string, readonly (bigint | number | string)[]>> | undefined,
+  values: readonly (bigint | number | string)[] | undefined,
+): bigint[] {
+  const layout = ownerInputLayout(program, ownerIndex);
+  if (values !== undefined) {
+    if (layout.inputs.length !== 1) {
+      throw new ConsortError(
+        "BAD_REQUEST",
+        `data owner #${ownerIndex} has ${layout.inputs.length} inputs (${layout.inputs.map((i) => i.gate.name).join(", ")}); name each one`,
+      );
+    }
+    inputs = { [layout.inputs[0]!.gate.name]: values };
+  }
+  const given = inputs ?? {};
+  for (const name of Object.keys(given)) {
+    if (!layout.inputs.some((i) => i.gate.name === name)) {
+      throw new ConsortError("BAD_REQUEST", `the program has no input "${name}" for data owner #${ownerIndex}`);
+    }
+  }
+  const out: bigint[] = [];
+  for (const { gate } of layout.inputs) {
+    const raw = given[gate.name];
+    if (raw === undefined) throw new ConsortError("BAD_REQUEST", `missing values for input "${gate.name}"`);
+    out.push(...encodeInputValues(program, gate.name, raw));
+  }
+  return out;
+}
+
+/**
+ * A data owner's whole submission: read the committed program from the chain,
+ * range-check and Shamir-share the values (BN254 scalar field), commit to the
+ * shares on chain (only the commitment goes on chain), then send each party
+ * its share sealed to the party's registered encryption key and signed by
+ * the owner. Values are checked before anything is shared or sent.
+ */
+export async function submitInput(options: SubmitInputOptions): Promise<SubmitInputResult> {
+  const { registry, signer, taskId } = options;
+  const progress = options.onProgress ?? (() => undefined);
+  const dataOwner = getAddress(await signer.getAddress());
+  const chainId = await registry.chainId();
+  const task = await registry.getTask(taskId);
+  const ownerIndex = task.dataOwners.findIndex((o) => getAddress(o) === dataOwner);
+  if (ownerIndex < 0) {
+    throw new ConsortError("NOT_A_DATA_OWNER", `${dataOwner} is not a data owner of task ${taskId}`, { details: { taskId: taskId.toString() } });
+  }
+  mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
+  const file = pendingFile(options.stateDir, chainId, registry.address, taskId, dataOwner);
+  const onChain = (await registry.inputCommitments(taskId))[ownerIndex]!;
+  const alreadyCommitted = !/^0x0+$/.test(onChain);
+
+  let pending: PendingSubmission;
+  let commitTx: string | undefined;
+  if (alreadyCommitted) {
+    if (!existsSync(file)) {
+      throw new ConsortError(
+        "DUPLICATE_INPUT",
+        `${dataOwner} already committed input ${onChain} to task ${taskId}, and no pending submission is kept in ${options.stateDir} to resume`,
+        { details: { taskId: taskId.toString(), commitment: onChain } },
+      );
+    }
+    pending = JSON.parse(readFileSync(file, "utf8")) as PendingSubmission;
+    if (pending.commitment.toLowerCase() !== onChain.toLowerCase()) {
+      throw new ConsortError("COMMITMENT_MISMATCH", `the pending submission in ${file} does not match the on-chain commitment ${onChain}`);
+    }
+    progress({ step: "resume", commitment: onChain });
+  } else {
+    const state = await registry.taskState(taskId);
+    if (state !== "AwaitingInputs") {
+      throw new ConsortError("TASK_NOT_ACCEPTING", `task ${taskId} is ${state}; inputs are accepted only while it is AwaitingInputs`, {
+        details: { taskId: taskId.toString(), state },
+      });
+    }
+    const created = await findTaskCreated(registry, taskId, Number(task.createdAtBlock));
+    verifyProgramHash(created.program, task.programHash);
+    const program = decodeProgram(created.program);
+    // Range checks happen here, before anything is shared or sent.
+    const values = encodeOwnerValues(program, ownerIndex, options.inputs, options.values);
+    const rng = options.rng ?? randomBytes;
+    const sharesByParty = splitVector(values, { threshold: task.threshold, parties: task.parties.length }, rng);
+    const ctx: InputContext = { chainId, registry: getBytes(registry.address), taskId, dataOwner: getBytes(dataOwner) };
+    const committed = commitInputShares(ctx, sharesByParty, rng);
+    pending = {
+      version: 1,
+      chainId: chainId.toString(),
+      registry: registry.address,
+      taskId: taskId.toString(),
+      dataOwner,
+      commitment: hexlify(committed.commitment),
+      digests: committed.digests.map((d) => hexlify(d)),
+      salts: committed.salts.map((s) => hexlify(s)),
+      shares: sharesByParty.map((s) => hexlify(encodeFieldVector(s))),
+      delivered: [],
+    };
+    // Persist before the transaction: if we crash after it is mined, the shares are not lost.
+    writePending(file, pending);
+    progress({ step: "commit", commitment: pending.commitment });
+    try {
+      const receipt = await registry.commitInput(taskId, pending.commitment);
+      commitTx = receipt.hash;
+    } catch (error) {
+      rmSync(file, { force: true });
+      throw error;
+    }
+  }
+
+  const deliveries: DeliveryOutcome[] = [];
+  const failures: string[] = [];
+  await Promise.all(
+    task.parties.map(async (partyAddress, index) => {
+      const party = getAddress(partyAddress);
+      if (pending.delivered.includes(party)) {
+        deliveries.push({ party, status: "already-held" });
+        return;
+      }
+      try {
+        const record = await registry.getParty(party);
+        const sealed = sealSharePayload(getBytes(record.encryptionKey), getBytes(pending.salts[index]!), decodeFieldVector(getBytes(pending.shares[index]!)), {
+          chainId,
+          registry: registry.address,
+          taskId,
+          dataOwner,
+          party,
+        });
+        const submission = await signShareSubmission(
+          {
+            version: 1,
+            chainId: chainId.toString(),
+            registry: registry.address,
+            taskId: taskId.toString(),
+            dataOwner,
+            party,
+            digests: pending.digests,
+            sealed: hexlify(sealed),
+          },
+          signer as Parameters<typeof signShareSubmission>[1],
+        );
+        const timeoutMs = options.deliveryTimeoutMs ?? 60_000;
+        const started = Date.now();
+        const status = await withRetry(
+          async () => {
+            try {
+              await postShareSubmission(record.endpoint, submission, { timeoutMs: 15_000 });
+              return "accepted" as const;
+            } catch (error) {
+              const e = toConsortError(error);
+              // The party already holds exactly this share (an earlier response was lost).
+              if (e.details.remoteCode === "DUPLICATE_INPUT") return "already-held" as const;
+              throw e;
+            }
+          },
+          {
+            attempts: 1_000,
+            initialDelayMs: 100,
+            maxDelayMs: 2_000,
+            isRetryable: (error) => toConsortError(error).retryable && Date.now() - started < timeoutMs,
+            onRetry: (error) => progress({ step: "retry", party, reason: toConsortError(error).message }),
+          },
+        );
+        deliveries.push({ party, status });
+        pending.delivered.push(party);
+        writePending(file, pending);
+        progress({ step: "delivered", party, status });
+      } catch (error) {
+        failures.push(`${party}: ${toConsortError(error).message}`);
+      }
+    }),
+  );
+  if (failures.length > 0) {
+    throw new ConsortError(
+      "PEER_UNREACHABLE",
+      `input committed, but ${failures.length} of ${task.parties.length} parties did not take their share (run the same command again to resume): ${failures.join("; ")}`,
+      { retryable: true, details: { pendingFile: file } },
+    );
+  }
+  rmSync(file, { force: true });
+  return { taskId, dataOwner, commitment: pending.commitment, commitTx, deliveries };
+}

@@ -1,0 +1,182 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream, mkdirSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { HDNodeWallet, Mnemonic } from "ethers";
+import { probeChainId } from "../chain/rpc-provider.ts";
+import { ConsortError } from "../errors.ts";
+import { getJson } from "../transport/http-client.ts";
+import type { NodeConfigInput } from "./node-config.ts";
+
+/**
+ * Local, single-machine clusters for the demo, the end-to-end tests and the
+ * benchmarks: an embedded chain (Hardhat's EDR served over JSON-RPC on
+ * 127.0.0.1) and Consort nodes as separate OS processes. Nothing here is
+ * used by a production node.
+ */
+
+export const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const HARDHAT_CLI = join(PROJECT_ROOT, "node_modules", "hardhat", "dist", "src", "cli.js");
+const CONSORT_CLI = join(PROJECT_ROOT, "node", "cli", "consort.ts");
+
+/** Hardhat's well-known development mnemonic: its accounts are funded on the local chain and nowhere else. */
+const DEV_MNEMONIC = "test test test test test test test test test test test junk";
+
+/** Development account `index` of the local chain (never use these keys on a real network). */
+export function devWallet(index: number): HDNodeWallet {
+  return HDNodeWallet.fromMnemonic(Mnemonic.fromPhrase(DEV_MNEMONIC), `m/44'/60'/0'/0/${index}`);
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T>, exited: () => string | undefined): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    const died = exited();
+    if (died !== undefined) throw new ConsortError("INTERNAL", `${what} exited before it was ready: ${died}`);
+    try {
+      return await probe();
+    } catch (error) {
+      last = error;
+      await new Promise((r) => setTimeout(r, 150));
+    }
+  }
+  throw new ConsortError("INTERNAL", `${what} was not ready within ${timeoutMs} ms: ${last instanceof Error ? last.message : String(last)}`);
+}
+
+export interface ManagedProcess {
+  readonly child: ChildProcess;
+  readonly logFile: string;
+  stop(): Promise<void>;
+}
+
+function manage(child: ChildProcess, logFile: string): ManagedProcess & { exitInfo: () => string | undefined } {
+  let exit: string | undefined;
+  child.on("exit", (code, signal) => (exit = `code ${code}, signal ${signal}; see ${logFile}`));
+  return {
+    child,
+    logFile,
+    exitInfo: () => exit,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (exit !== undefined || child.exitCode !== null) return resolve();
+        const kill = setTimeout(() => child.kill("SIGKILL"), 5_000);
+        child.once("exit", () => {
+          clearTimeout(kill);
+          resolve();
+        });
+        child.kill("SIGTERM");
+      }),
+  };
+}
+
+function spawnLogged(args: string[], logFile: string, env: NodeJS.ProcessEnv): ChildProcess {
+  const out = createWriteStream(logFile, { flags: "a" });
+  const child = spawn(process.execPath, args, { cwd: PROJECT_ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+  child.stdout?.pipe(out);
+  child.stderr?.pipe(out);
+  return child;
+}
+
+export interface LocalChain extends ManagedProcess {
+  readonly rpcUrl: string;
+}
+
+/** Starts `hardhat node` on the consortLocal network (automine + a block a second) on 127.0.0.1. */
+export async function startLocalChain(workDir: string, port?: number): Promise<LocalChain> {
+  mkdirSync(workDir, { recursive: true });
+  const chosen = port ?? (await freePort());
+  const logFile = join(workDir, "chain.log");
+  const child = spawnLogged(
+    [HARDHAT_CLI, "node", "--network", "consortLocal", "--hostname", "127.0.0.1", "--port", String(chosen)],
+    logFile,
+    { ...process.env, FORCE_COLOR: "0" },
+  );
+  const managed = manage(child, logFile);
+  const rpcUrl = `http://127.0.0.1:${chosen}`;
+  try {
+    await until("the local chain", 90_000, () => probeChainId(rpcUrl, 1_000), managed.exitInfo);
+  } catch (error) {
+    await managed.stop();
+    throw error;
+  }
+  return { ...managed, rpcUrl };
+}
+
+export interface LocalNodeSpec {
+  readonly name: string;
+  readonly wallet: HDNodeWallet;
+  readonly rpcUrl: string;
+  readonly registry: string;
+  readonly deploymentsDir: string;
+  readonly workDir: string;
+  readonly port?: number;
+  readonly config?: Partial<NodeConfigInput>;
+}
+
+export interface LocalNode extends ManagedProcess {
+  readonly name: string;
+  readonly address: string;
+  readonly url: string;
+  readonly dataDir: string;
+  readonly configFile: string;
+}
+
+/** Writes a node's config and key file, without starting it (so the party can be registered first). */
+export async function prepareLocalNode(spec: LocalNodeSpec): Promise<{ dataDir: string; configFile: string; url: string; port: number }> {
+  const dir = join(spec.workDir, spec.name);
+  const dataDir = join(dir, "data");
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const port = spec.port ?? (await freePort());
+  const keyFile = join(dir, "signing-key");
+  writeFileSync(keyFile, `${spec.wallet.privateKey}\n`, { mode: 0o600 });
+  const config: NodeConfigInput = {
+    rpcUrl: spec.rpcUrl,
+    registry: spec.registry,
+    deploymentsDir: spec.deploymentsDir,
+    privateKeyFile: keyFile,
+    dataDir,
+    host: "127.0.0.1",
+    port,
+    confirmations: 1,
+    pollIntervalMs: 200,
+    protocolTimeoutMs: 30_000,
+    takeoverDelayMs: 5_000,
+    logLevel: "info",
+    ...spec.config,
+  };
+  const configFile = join(dir, "config.json");
+  writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
+  return { dataDir, configFile, url: `http://127.0.0.1:${port}`, port };
+}
+
+/** Starts `consort node start` as its own OS process and waits until its API answers. */
+export async function startLocalNode(spec: LocalNodeSpec, prepared: { dataDir: string; configFile: string; url: string }): Promise<LocalNode> {
+  const logFile = join(spec.workDir, spec.name, "node.log");
+  const child = spawnLogged([CONSORT_CLI, "node", "start", "--config", prepared.configFile], logFile, {
+    ...process.env,
+    CONSORT_PRIVATE_KEY: "",
+  });
+  const managed = manage(child, logFile);
+  try {
+    await until(`node ${spec.name}`, 60_000, () => getJson(prepared.url, "/v1/health", { timeoutMs: 1_000 }), managed.exitInfo);
+  } catch (error) {
+    await managed.stop();
+    throw error;
+  }
+  return { ...managed, name: spec.name, address: spec.wallet.address, url: prepared.url, dataDir: prepared.dataDir, configFile: prepared.configFile };
+}

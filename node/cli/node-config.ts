@@ -1,0 +1,153 @@
+import { readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { Wallet, getAddress } from "ethers";
+import { z } from "zod";
+import { ConsortError } from "../errors.ts";
+
+const address = z.string().refine((s) => {
+  try {
+    getAddress(s);
+    return true;
+  } catch {
+    return false;
+  }
+}, "must be a 0x-prefixed 20-byte address");
+
+/** The node's config file, as JSON. Paths are relative to the file's folder. */
+export const nodeConfigSchema = z
+  .object({
+    rpcUrl: z.url({ protocol: /^(http|https|ws|wss)$/ }),
+    registry: address.optional(),
+    deploymentsDir: z.string().min(1).optional(),
+    privateKeyFile: z.string().min(1).optional(),
+    dataDir: z.string().min(1),
+    host: z.string().min(1).default("127.0.0.1"),
+    port: z.number().int().min(0).max(65_535),
+    publicUrl: z.url({ protocol: /^https?$/ }).optional(),
+    confirmations: z.number().int().min(0).max(1_000).default(1),
+    pollIntervalMs: z.number().int().min(50).max(600_000).default(1_000),
+    protocolTimeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
+    takeoverDelayMs: z.number().int().min(0).max(3_600_000).default(10_000),
+    maxMessageBytes: z
+      .number()
+      .int()
+      .min(1_024)
+      .max(1 << 30)
+      .default(64 * 1024 * 1024),
+    logLevel: z.enum(["trace", "debug", "info", "warn", "error", "silent"]).default("info"),
+  })
+  .strict();
+
+export type NodeConfigInput = z.input<typeof nodeConfigSchema>;
+
+/** Validated, frozen node settings. Holds no secret: `signer` lives in NodeSecrets. */
+export interface NodeConfig {
+  readonly rpcUrl: string;
+  readonly registry: string | undefined;
+  readonly deploymentsDir: string | undefined;
+  readonly dataDir: string;
+  readonly host: string;
+  readonly port: number;
+  readonly publicUrl: string;
+  readonly confirmations: number;
+  readonly pollIntervalMs: number;
+  readonly protocolTimeoutMs: number;
+  readonly takeoverDelayMs: number;
+  readonly maxMessageBytes: number;
+  readonly logLevel: "trace" | "debug" | "info" | "warn" | "error" | "silent";
+}
+
+export interface NodeSecrets {
+  /** The party's Ethereum key: its registered signing address signs every message and attestation. */
+  readonly wallet: Wallet;
+}
+
+function describeIssues(error: z.ZodError): string {
+  return error.issues.map((issue) => `${issue.path.join(".") || "(root)"}: ${issue.message}`).join("; ");
+}
+
+/** Parses an Ethereum private key without ever echoing it. */
+export function parsePrivateKey(text: string, source: string): Wallet {
+  const trimmed = text.trim();
+  const hex = trimmed.startsWith("0x") ? trimmed : `0x${trimmed}`;
+  if (!/^0x[0-9a-fA-F]{64}$/.test(hex)) {
+    throw new ConsortError("KEY_INVALID", `the private key from ${source} is not 32 bytes of hex`);
+  }
+  try {
+    return new Wallet(hex);
+  } catch (cause) {
+    throw new ConsortError("KEY_INVALID", `the private key from ${source} is not a valid secp256k1 key`, { cause });
+  }
+}
+
+/**
+ * Loads the signing key: from `privateKeyFile` when given, else from the
+ * CONSORT_PRIVATE_KEY environment variable.
+ */
+export function loadSigningKey(privateKeyFile: string | undefined, env: NodeJS.ProcessEnv = process.env): Wallet {
+  if (privateKeyFile !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(privateKeyFile, "utf8");
+    } catch (cause) {
+      throw new ConsortError("KEY_INVALID", `cannot read the private key file ${privateKeyFile}`, { cause });
+    }
+    return parsePrivateKey(text, privateKeyFile);
+  }
+  const fromEnv = env.CONSORT_PRIVATE_KEY;
+  if (fromEnv === undefined || fromEnv === "") {
+    throw new ConsortError("KEY_INVALID", "no signing key: set privateKeyFile in the config or the CONSORT_PRIVATE_KEY environment variable");
+  }
+  return parsePrivateKey(fromEnv, "CONSORT_PRIVATE_KEY");
+}
+
+/**
+ * Validates raw settings (already merged from file and flags) once, resolves
+ * paths against `baseDir`, and returns frozen config plus the secrets.
+ */
+export function parseNodeConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEnv = process.env): { config: NodeConfig; secrets: NodeSecrets } {
+  const parsed = nodeConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConsortError("CONFIG_INVALID", `invalid node config: ${describeIssues(parsed.error)}`);
+  }
+  const c = parsed.data;
+  const at = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
+  const wallet = loadSigningKey(c.privateKeyFile === undefined ? undefined : at(c.privateKeyFile), env);
+  const config: NodeConfig = Object.freeze({
+    rpcUrl: c.rpcUrl,
+    registry: c.registry === undefined ? undefined : getAddress(c.registry),
+    deploymentsDir: c.deploymentsDir === undefined ? undefined : at(c.deploymentsDir),
+    dataDir: at(c.dataDir),
+    host: c.host,
+    port: c.port,
+    publicUrl: (c.publicUrl ?? `http://${c.host}:${c.port}`).replace(/\/+$/, ""),
+    confirmations: c.confirmations,
+    pollIntervalMs: c.pollIntervalMs,
+    protocolTimeoutMs: c.protocolTimeoutMs,
+    takeoverDelayMs: c.takeoverDelayMs,
+    maxMessageBytes: c.maxMessageBytes,
+    logLevel: c.logLevel,
+  });
+  return { config, secrets: Object.freeze({ wallet }) };
+}
+
+/** Reads a JSON config file and applies `overrides` (from command-line flags) on top. */
+export function loadNodeConfigFile(
+  file: string,
+  overrides: Partial<NodeConfigInput> = {},
+  env: NodeJS.ProcessEnv = process.env,
+): { config: NodeConfig; secrets: NodeSecrets } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, "utf8"));
+  } catch (cause) {
+    throw new ConsortError("CONFIG_INVALID", `cannot read the config file ${file}: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      cause,
+    });
+  }
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    throw new ConsortError("CONFIG_INVALID", `the config file ${file} must hold a JSON object`);
+  }
+  const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
+  return parseNodeConfig({ ...(raw as object), ...defined }, dirname(resolve(file)), env);
+}

@@ -1,0 +1,487 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { DatabaseSync, type SQLInputValue } from "node:sqlite";
+import { ConsortError } from "../errors.ts";
+
+/** A processed chain position: the last block whose events were applied. */
+export interface ChainCursor {
+  readonly blockNumber: number;
+  readonly blockHash: string;
+}
+
+/**
+ * What the node knows of a task it is a party of. `status` is the node's own
+ * progress; the chain's computed TaskState stays the authority and is re-read
+ * before the node acts on it.
+ */
+export type LocalTaskStatus =
+  | "awaiting-inputs" // created on chain; commitments and shares arriving
+  | "computing" // every input committed and received; the protocol is running
+  | "attesting" // result computed and signed; collecting the quorum's signatures
+  | "finalized" // a TaskFinalized event was seen
+  | "expired" // the chain says the task expired
+  | "failed"; // the node cannot compute it (invalid program, protocol abort); see `error`
+
+export interface StoredTask {
+  readonly taskId: bigint;
+  readonly programHash: string;
+  readonly program: Uint8Array;
+  readonly requester: string;
+  readonly parties: readonly string[];
+  readonly dataOwners: readonly string[];
+  readonly threshold: number;
+  readonly inputDeadline: bigint;
+  readonly resultDeadline: bigint;
+  readonly createdBlock: number;
+  readonly status: LocalTaskStatus;
+  readonly error: string | undefined;
+  readonly result: Uint8Array | undefined;
+  readonly resultHash: string | undefined;
+  readonly finalizedBlock: number | undefined;
+  readonly finalizeTx: string | undefined;
+}
+
+export interface StoredShare {
+  readonly dataOwner: string;
+  readonly salt: Uint8Array;
+  /** encodeFieldVector of this party's share values. */
+  readonly values: Uint8Array;
+  /** The data owner's per-party digests, concatenated (32 bytes each, party order). */
+  readonly digests: Uint8Array;
+  readonly receivedAt: number;
+}
+
+export interface StoredAttestation {
+  readonly signer: string;
+  readonly resultHash: string;
+  readonly signature: string;
+}
+
+export type PutOutcome = "inserted" | "identical" | "conflict";
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cursor_history (
+  block_number INTEGER PRIMARY KEY,
+  block_hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chain_events (
+  event_key TEXT PRIMARY KEY,          -- txHash:logIndex
+  block_number INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  task_id TEXT
+);
+CREATE TABLE IF NOT EXISTS tasks (
+  task_id TEXT PRIMARY KEY,
+  program_hash TEXT NOT NULL,
+  program BLOB NOT NULL,
+  requester TEXT NOT NULL,
+  parties TEXT NOT NULL,
+  data_owners TEXT NOT NULL,
+  threshold INTEGER NOT NULL,
+  input_deadline TEXT NOT NULL,
+  result_deadline TEXT NOT NULL,
+  created_block INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  error TEXT,
+  result BLOB,
+  result_hash TEXT,
+  finalized_block INTEGER,
+  finalize_tx TEXT
+);
+CREATE TABLE IF NOT EXISTS commitments (
+  task_id TEXT NOT NULL,
+  data_owner TEXT NOT NULL,
+  commitment TEXT NOT NULL,
+  PRIMARY KEY (task_id, data_owner)
+);
+CREATE TABLE IF NOT EXISTS shares (
+  task_id TEXT NOT NULL,
+  data_owner TEXT NOT NULL,
+  salt BLOB NOT NULL,
+  share_values BLOB NOT NULL,
+  digests BLOB NOT NULL,
+  received_at INTEGER NOT NULL,
+  PRIMARY KEY (task_id, data_owner)
+);
+CREATE TABLE IF NOT EXISTS messages (
+  task_id TEXT NOT NULL,
+  round INTEGER NOT NULL,
+  gate TEXT NOT NULL,
+  from_party TEXT NOT NULL,
+  payload BLOB NOT NULL,
+  received_at INTEGER NOT NULL,
+  PRIMARY KEY (task_id, round, gate, from_party)
+);
+CREATE TABLE IF NOT EXISTS attestations (
+  task_id TEXT NOT NULL,
+  signer TEXT NOT NULL,
+  result_hash TEXT NOT NULL,
+  signature TEXT NOT NULL,
+  PRIMARY KEY (task_id, signer)
+);
+`;
+
+/** How many processed range ends are kept to find the fork point after a reorg. */
+const CURSOR_HISTORY_LIMIT = 256;
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+type Row = Record<string, SQLInputValue>;
+
+/**
+ * The node's persistent state in one SQLite file (node:sqlite, built into
+ * Node 24). Synchronous by design: every method is one short statement, and
+ * `transaction` groups the effects of a block range with its cursor so a
+ * restart neither misses nor repeats chain events.
+ */
+export class NodeStore {
+  private readonly db: DatabaseSync;
+  private depth = 0;
+
+  private constructor(db: DatabaseSync) {
+    this.db = db;
+  }
+
+  /** Opens (creating if needed) the store at `file`; ":memory:" for a throwaway store. */
+  static open(file: string): NodeStore {
+    try {
+      if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
+      const db = new DatabaseSync(file);
+      db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
+      db.exec(SCHEMA);
+      const store = new NodeStore(db);
+      const version = store.getMeta("schema_version");
+      if (version === undefined) store.setMeta("schema_version", String(SCHEMA_VERSION));
+      else if (Number(version) !== SCHEMA_VERSION) {
+        throw new ConsortError("STORE_FAILED", `store ${file} has schema version ${version}; this node expects ${SCHEMA_VERSION}`);
+      }
+      return store;
+    } catch (error) {
+      if (error instanceof ConsortError) throw error;
+      throw new ConsortError("STORE_FAILED", `cannot open the store at ${file}`, { cause: error });
+    }
+  }
+
+  close(): void {
+    if (this.db.isOpen) this.db.close();
+  }
+
+  /** Runs `fn` in one transaction (nested calls join the outer one). */
+  transaction<T>(fn: () => T): T {
+    if (this.depth > 0) return fn();
+    this.db.exec("BEGIN IMMEDIATE");
+    this.depth++;
+    try {
+      const result = fn();
+      this.db.exec("COMMIT");
+      return result;
+    } catch (error) {
+      this.db.exec("ROLLBACK");
+      throw error;
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private get(sql: string, ...params: SQLInputValue[]): Row | undefined {
+    return this.db.prepare(sql).get(...params) as Row | undefined;
+  }
+
+  private all(sql: string, ...params: SQLInputValue[]): Row[] {
+    return this.db.prepare(sql).all(...params) as Row[];
+  }
+
+  private run(sql: string, ...params: SQLInputValue[]): number {
+    return Number(this.db.prepare(sql).run(...params).changes);
+  }
+
+  getMeta(key: string): string | undefined {
+    const row = this.get("SELECT value FROM meta WHERE key = ?", key);
+    return row === undefined ? undefined : String(row.value);
+  }
+
+  setMeta(key: string, value: string): void {
+    this.run("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", key, value);
+  }
+
+  // ------------------------------------------------------------ chain cursor
+
+  loadCursor(): ChainCursor | undefined {
+    const row = this.get("SELECT block_number, block_hash FROM cursor_history ORDER BY block_number DESC LIMIT 1");
+    return row === undefined ? undefined : { blockNumber: Number(row.block_number), blockHash: String(row.block_hash) };
+  }
+
+  /** Processed range ends, newest first. */
+  cursorHistory(): ChainCursor[] {
+    return this.all("SELECT block_number, block_hash FROM cursor_history ORDER BY block_number DESC").map((row) => ({
+      blockNumber: Number(row.block_number),
+      blockHash: String(row.block_hash),
+    }));
+  }
+
+  /** Records that every block up to `cursor` has been applied. */
+  advanceCursor(cursor: ChainCursor): void {
+    this.run(
+      "INSERT INTO cursor_history (block_number, block_hash) VALUES (?, ?) ON CONFLICT(block_number) DO UPDATE SET block_hash = excluded.block_hash",
+      cursor.blockNumber,
+      cursor.blockHash,
+    );
+    this.run(
+      "DELETE FROM cursor_history WHERE block_number NOT IN (SELECT block_number FROM cursor_history ORDER BY block_number DESC LIMIT ?)",
+      CURSOR_HISTORY_LIMIT,
+    );
+  }
+
+  /**
+   * After a reorg: forget processed positions above `cursor` (all of them when
+   * undefined) and the event keys seen above it, so the replaced blocks' events
+   * are applied again.
+   */
+  rewindTo(cursor: ChainCursor | undefined): void {
+    const above = cursor?.blockNumber ?? -1;
+    this.transaction(() => {
+      this.run("DELETE FROM cursor_history WHERE block_number > ?", above);
+      this.run("DELETE FROM chain_events WHERE block_number > ?", above);
+    });
+  }
+
+  /** Marks a chain event as applied; false when it was applied before (so it is skipped). */
+  markEventApplied(eventKey: string, blockNumber: number, name: string, taskId: bigint | undefined): boolean {
+    return (
+      this.run(
+        "INSERT OR IGNORE INTO chain_events (event_key, block_number, name, task_id) VALUES (?, ?, ?, ?)",
+        eventKey,
+        blockNumber,
+        name,
+        taskId === undefined ? null : taskId.toString(),
+      ) === 1
+    );
+  }
+
+  countAppliedEvents(): number {
+    return Number(this.get("SELECT COUNT(*) AS n FROM chain_events")?.n ?? 0);
+  }
+
+  // -------------------------------------------------------------------- tasks
+
+  /** Inserts a task seen on chain; a second call with the same id leaves the stored one as it is. */
+  insertTask(task: Omit<StoredTask, "status" | "error" | "result" | "resultHash" | "finalizedBlock" | "finalizeTx"> & { status?: LocalTaskStatus; error?: string }): boolean {
+    return (
+      this.run(
+        `INSERT OR IGNORE INTO tasks (task_id, program_hash, program, requester, parties, data_owners, threshold,
+           input_deadline, result_deadline, created_block, status, error)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        task.taskId.toString(),
+        task.programHash,
+        task.program,
+        task.requester,
+        JSON.stringify(task.parties),
+        JSON.stringify(task.dataOwners),
+        task.threshold,
+        task.inputDeadline.toString(),
+        task.resultDeadline.toString(),
+        task.createdBlock,
+        task.status ?? "awaiting-inputs",
+        task.error ?? null,
+      ) === 1
+    );
+  }
+
+  getTask(taskId: bigint): StoredTask | undefined {
+    const row = this.get("SELECT * FROM tasks WHERE task_id = ?", taskId.toString());
+    return row === undefined ? undefined : toTask(row);
+  }
+
+  listTasks(statuses?: readonly LocalTaskStatus[]): StoredTask[] {
+    const rows =
+      statuses === undefined
+        ? this.all("SELECT * FROM tasks")
+        : this.all(`SELECT * FROM tasks WHERE status IN (${statuses.map(() => "?").join(",")})`, ...statuses);
+    return rows.map(toTask).sort((a, b) => (a.taskId < b.taskId ? -1 : a.taskId > b.taskId ? 1 : 0));
+  }
+
+  setTaskStatus(taskId: bigint, status: LocalTaskStatus, error?: string): void {
+    this.run("UPDATE tasks SET status = ?, error = ? WHERE task_id = ?", status, error ?? null, taskId.toString());
+  }
+
+  setTaskResult(taskId: bigint, result: Uint8Array, resultHash: string): void {
+    this.run("UPDATE tasks SET result = ?, result_hash = ? WHERE task_id = ?", result, resultHash, taskId.toString());
+  }
+
+  setTaskFinalized(taskId: bigint, result: Uint8Array, resultHash: string, block: number, txHash: string): void {
+    this.run(
+      "UPDATE tasks SET status = 'finalized', error = NULL, result = ?, result_hash = ?, finalized_block = ?, finalize_tx = ? WHERE task_id = ?",
+      result,
+      resultHash,
+      block,
+      txHash,
+      taskId.toString(),
+    );
+  }
+
+  // -------------------------------------------------------------- commitments
+
+  putCommitment(taskId: bigint, dataOwner: string, commitment: string): void {
+    this.run(
+      "INSERT INTO commitments (task_id, data_owner, commitment) VALUES (?, ?, ?) ON CONFLICT(task_id, data_owner) DO UPDATE SET commitment = excluded.commitment",
+      taskId.toString(),
+      dataOwner,
+      commitment,
+    );
+  }
+
+  getCommitments(taskId: bigint): Map<string, string> {
+    return new Map(
+      this.all("SELECT data_owner, commitment FROM commitments WHERE task_id = ?", taskId.toString()).map((r) => [
+        String(r.data_owner),
+        String(r.commitment),
+      ]),
+    );
+  }
+
+  // ------------------------------------------------------------------- shares
+
+  /** Stores a verified share; "conflict" when this data owner's share for the task is already stored. */
+  putShare(taskId: bigint, share: StoredShare): PutOutcome {
+    const existing = this.get(
+      "SELECT salt, share_values, digests FROM shares WHERE task_id = ? AND data_owner = ?",
+      taskId.toString(),
+      share.dataOwner,
+    );
+    if (existing !== undefined) {
+      const same =
+        bytesEqual(existing.salt as Uint8Array, share.salt) &&
+        bytesEqual(existing.share_values as Uint8Array, share.values) &&
+        bytesEqual(existing.digests as Uint8Array, share.digests);
+      return same ? "identical" : "conflict";
+    }
+    this.run(
+      "INSERT INTO shares (task_id, data_owner, salt, share_values, digests, received_at) VALUES (?, ?, ?, ?, ?, ?)",
+      taskId.toString(),
+      share.dataOwner,
+      share.salt,
+      share.values,
+      share.digests,
+      share.receivedAt,
+    );
+    return "inserted";
+  }
+
+  getShares(taskId: bigint): Map<string, StoredShare> {
+    return new Map(
+      this.all("SELECT * FROM shares WHERE task_id = ?", taskId.toString()).map((r) => [
+        String(r.data_owner),
+        {
+          dataOwner: String(r.data_owner),
+          salt: r.salt as Uint8Array,
+          values: r.share_values as Uint8Array,
+          digests: r.digests as Uint8Array,
+          receivedAt: Number(r.received_at),
+        },
+      ]),
+    );
+  }
+
+  deleteShare(taskId: bigint, dataOwner: string): void {
+    this.run("DELETE FROM shares WHERE task_id = ? AND data_owner = ?", taskId.toString(), dataOwner);
+  }
+
+  // ----------------------------------------------------------------- messages
+
+  /** Stores a peer's protocol message; a resend of identical bytes is harmless, different bytes are a conflict. */
+  putMessage(taskId: bigint, round: number, gate: string, fromParty: string, payload: Uint8Array): PutOutcome {
+    const existing = this.get(
+      "SELECT payload FROM messages WHERE task_id = ? AND round = ? AND gate = ? AND from_party = ?",
+      taskId.toString(),
+      round,
+      gate,
+      fromParty,
+    );
+    if (existing !== undefined) return bytesEqual(existing.payload as Uint8Array, payload) ? "identical" : "conflict";
+    this.run(
+      "INSERT INTO messages (task_id, round, gate, from_party, payload, received_at) VALUES (?, ?, ?, ?, ?, ?)",
+      taskId.toString(),
+      round,
+      gate,
+      fromParty,
+      payload,
+      Date.now(),
+    );
+    return "inserted";
+  }
+
+  getMessage(taskId: bigint, round: number, gate: string, fromParty: string): Uint8Array | undefined {
+    const row = this.get(
+      "SELECT payload FROM messages WHERE task_id = ? AND round = ? AND gate = ? AND from_party = ?",
+      taskId.toString(),
+      round,
+      gate,
+      fromParty,
+    );
+    return row === undefined ? undefined : (row.payload as Uint8Array);
+  }
+
+  /** Drops a finished task's protocol messages (they hold shares of intermediate values). */
+  deleteMessages(taskId: bigint): void {
+    this.run("DELETE FROM messages WHERE task_id = ?", taskId.toString());
+  }
+
+  // ------------------------------------------------------------- attestations
+
+  putAttestation(taskId: bigint, attestation: StoredAttestation): PutOutcome {
+    const existing = this.get(
+      "SELECT result_hash, signature FROM attestations WHERE task_id = ? AND signer = ?",
+      taskId.toString(),
+      attestation.signer,
+    );
+    if (existing !== undefined) {
+      return existing.result_hash === attestation.resultHash && existing.signature === attestation.signature ? "identical" : "conflict";
+    }
+    this.run(
+      "INSERT INTO attestations (task_id, signer, result_hash, signature) VALUES (?, ?, ?, ?)",
+      taskId.toString(),
+      attestation.signer,
+      attestation.resultHash,
+      attestation.signature,
+    );
+    return "inserted";
+  }
+
+  getAttestations(taskId: bigint): StoredAttestation[] {
+    return this.all("SELECT signer, result_hash, signature FROM attestations WHERE task_id = ? ORDER BY signer", taskId.toString()).map(
+      (r) => ({ signer: String(r.signer), resultHash: String(r.result_hash), signature: String(r.signature) }),
+    );
+  }
+}
+
+function optionalString(value: SQLInputValue | undefined): string | undefined {
+  return value === null || value === undefined ? undefined : String(value);
+}
+
+function toTask(row: Row): StoredTask {
+  return {
+    taskId: BigInt(String(row.task_id)),
+    programHash: String(row.program_hash),
+    program: row.program as Uint8Array,
+    requester: String(row.requester),
+    parties: JSON.parse(String(row.parties)) as string[],
+    dataOwners: JSON.parse(String(row.data_owners)) as string[],
+    threshold: Number(row.threshold),
+    inputDeadline: BigInt(String(row.input_deadline)),
+    resultDeadline: BigInt(String(row.result_deadline)),
+    createdBlock: Number(row.created_block),
+    status: String(row.status) as LocalTaskStatus,
+    error: optionalString(row.error),
+    result: row.result === null ? undefined : (row.result as Uint8Array),
+    resultHash: optionalString(row.result_hash),
+    finalizedBlock: row.finalized_block === null ? undefined : Number(row.finalized_block),
+    finalizeTx: optionalString(row.finalize_tx),
+  };
+}

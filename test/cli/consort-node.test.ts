@@ -1,0 +1,348 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, Socket, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect } from "chai";
+import { Wallet, getBytes, hexlify, type HDNodeWallet, type JsonRpcProvider } from "ethers";
+import { randomBytes } from "@noble/hashes/utils.js";
+import { deployRegistry } from "../../node/chain/deployments.ts";
+import { RegistryClient } from "../../node/chain/registry-client.ts";
+import { connectProvider } from "../../node/chain/rpc-provider.ts";
+import { chainNow } from "../../node/cli/client-connection.ts";
+import { ConsortNode } from "../../node/cli/consort-node.ts";
+import { submitInput } from "../../node/cli/data-owner-client.ts";
+import { devWallet, freePort, prepareLocalNode, startLocalChain, type LocalChain } from "../../node/cli/local-cluster.ts";
+import { createLogger } from "../../node/cli/logger.ts";
+import { parseNodeConfig } from "../../node/cli/node-config.ts";
+import { registerNodeParty } from "../../node/cli/register-node-party.ts";
+import { ConsortError, isConsortError } from "../../node/errors.ts";
+import { commitInputShares, type InputContext } from "../../node/math/commitment.ts";
+import { encodeSigned } from "../../node/math/field.ts";
+import { splitVector } from "../../node/math/shamir.ts";
+import { encodeProgram } from "../../node/program/program-encoding.ts";
+import { totalAndMean } from "../../node/program/standard-programs.ts";
+import { postMessage } from "../../node/transport/http-client.ts";
+import { sealPayload, signPeerMessage } from "../../node/transport/peer-message.ts";
+import { sealSharePayload, signShareSubmission, type ShareSubmission } from "../../node/transport/share-submission.ts";
+
+/** A TCP proxy in front of the chain, so a test can take the RPC down and bring it back. */
+class RpcProxy {
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+  readonly port: number;
+  private readonly target: number;
+  constructor(port: number, target: number) {
+    this.port = port;
+    this.target = target;
+  }
+  async up(): Promise<void> {
+    this.server = createServer((client) => {
+      const upstream = new Socket();
+      this.sockets.add(client).add(upstream);
+      upstream.connect(this.target, "127.0.0.1");
+      client.pipe(upstream).pipe(client);
+      const drop = () => {
+        client.destroy();
+        upstream.destroy();
+        this.sockets.delete(client);
+        this.sockets.delete(upstream);
+      };
+      client.on("error", drop).on("close", drop);
+      upstream.on("error", drop).on("close", drop);
+    });
+    await new Promise<void>((resolve) => this.server!.listen(this.port, "127.0.0.1", resolve));
+  }
+  async down(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+    await new Promise<void>((resolve) => (this.server === undefined ? resolve() : this.server.close(() => resolve())));
+    this.server = undefined;
+  }
+}
+
+async function post(url: string, body: string, contentType = "application/json"): Promise<{ status: number; json: { error?: { code: string; retryable: boolean; details: Record<string, unknown> } } & Record<string, unknown> }> {
+  const response = await fetch(url, { method: "POST", headers: { "content-type": contentType }, body });
+  return { status: response.status, json: (await response.json()) as never };
+}
+
+describe("cli/consort-node: a node under bad input", function () {
+  this.timeout(180_000);
+
+  let workDir: string;
+  let chain: LocalChain;
+  let proxy: RpcProxy;
+  let provider: JsonRpcProvider;
+  let registryAddress: string;
+  let chainId: bigint;
+  const nodes: ConsortNode[] = [];
+  const partyWallets = [devWallet(11), devWallet(12), devWallet(13)];
+  const owners = [devWallet(14), devWallet(15), devWallet(16)];
+  const stranger = devWallet(17);
+  let taskId: bigint;
+  let urls: string[];
+
+  before(async () => {
+    workDir = mkdtempSync(join(tmpdir(), "consort-node-test-"));
+    chain = await startLocalChain(join(workDir, "chain"));
+    proxy = new RpcProxy(await freePort(), Number(new URL(chain.rpcUrl).port));
+    await proxy.up();
+    const rpcUrl = `http://127.0.0.1:${proxy.port}`;
+    provider = await connectProvider(chain.rpcUrl, { pollingIntervalMs: 100 });
+    chainId = (await provider.getNetwork()).chainId;
+    const deployment = await deployRegistry(devWallet(10).connect(provider));
+    registryAddress = deployment.registry;
+    urls = [];
+    for (const [i, wallet] of partyWallets.entries()) {
+      const spec = { name: `party-${i}`, wallet, rpcUrl, registry: registryAddress, deploymentsDir: join(workDir, "deployments"), workDir };
+      const prepared = await prepareLocalNode(spec);
+      const registry = await RegistryClient.connect(wallet.connect(provider), registryAddress);
+      await registerNodeParty(registry, wallet.address, prepared.dataDir, prepared.url);
+      const { config, secrets } = parseNodeConfig(
+        {
+          rpcUrl,
+          registry: registryAddress,
+          privateKeyFile: join(workDir, spec.name, "signing-key"),
+          dataDir: prepared.dataDir,
+          port: prepared.port,
+          confirmations: 1,
+          pollIntervalMs: 100,
+          protocolTimeoutMs: 20_000,
+          takeoverDelayMs: 2_000,
+          logLevel: "silent",
+        },
+        workDir,
+        {},
+      );
+      nodes.push(await ConsortNode.start({ config, secrets, logger: createLogger("silent") }));
+      urls.push(prepared.url);
+    }
+    const requester = await RegistryClient.connect(devWallet(10).connect(provider), registryAddress);
+    const now = await chainNow(provider);
+    ({ taskId } = await requester.createTask({
+      program: encodeProgram(totalAndMean({ owners: 3, valuesPerOwner: 1, bits: 64 })),
+      parties: partyWallets.map((w) => w.address),
+      dataOwners: owners.map((o) => o.address),
+      threshold: 1,
+      inputDeadline: now + 600n,
+      resultDeadline: now + 1_200n,
+    }));
+    // Wait until every node has seen the task.
+    for (const node of nodes) {
+      while (node.store.getTask(taskId) === undefined) await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+
+  after(async () => {
+    await Promise.allSettled(nodes.map((n) => n.stop()));
+    provider?.destroy();
+    await proxy?.down();
+    await chain?.stop();
+    rmSync(workDir, { recursive: true, force: true });
+  });
+
+  /** A well-formed submission from `owner` to party `index`, committing `commit` on chain first when asked. */
+  async function buildSubmissions(owner: HDNodeWallet, value: bigint, commit: boolean): Promise<ShareSubmission[]> {
+    const ctx: InputContext = { chainId, registry: getBytes(registryAddress), taskId, dataOwner: getBytes(owner.address) };
+    const shares = splitVector([encodeSigned(value)], { threshold: 1, parties: 3 }, randomBytes);
+    const committed = commitInputShares(ctx, shares, randomBytes);
+    if (commit) {
+      const registry = await RegistryClient.connect(owner.connect(provider), registryAddress);
+      await registry.commitInput(taskId, hexlify(committed.commitment));
+    }
+    return Promise.all(
+      partyWallets.map(async (party, i) => {
+        const record = await (await RegistryClient.connect(provider, registryAddress)).getParty(party.address);
+        const sealed = sealSharePayload(getBytes(record.encryptionKey), committed.salts[i]!, shares[i]!, {
+          chainId,
+          registry: registryAddress,
+          taskId,
+          dataOwner: owner.address,
+          party: party.address,
+        });
+        return signShareSubmission(
+          {
+            version: 1,
+            chainId: chainId.toString(),
+            registry: registryAddress,
+            taskId: taskId.toString(),
+            dataOwner: owner.address,
+            party: party.address,
+            digests: committed.digests.map((d) => hexlify(d)),
+            sealed: hexlify(sealed),
+          },
+          owner,
+        );
+      }),
+    );
+  }
+
+  async function expectAlive(): Promise<void> {
+    for (const url of urls) {
+      const health = (await (await fetch(`${url}/v1/health`)).json()) as { status: string };
+      expect(health.status).to.equal("ok");
+    }
+  }
+
+  const sharesUrl = (i: number, id = taskId) => `${urls[i]}/v1/tasks/${id}/shares`;
+
+  it("rejects a malformed request body with 400 BAD_REQUEST naming the field", async () => {
+    const broken = await post(sharesUrl(0), "{not json");
+    expect(broken.status).to.equal(400);
+    expect(broken.json.error?.code).to.equal("BAD_REQUEST");
+    const missing = await post(sharesUrl(0), JSON.stringify({ version: 1 }));
+    expect(missing.status).to.equal(400);
+    expect(missing.json.error?.code).to.equal("BAD_REQUEST");
+    expect(missing.json.error?.details.field).to.be.a("string");
+    const garbage = await post(`${urls[0]}/v1/messages`, "\u0001\u0002", "application/octet-stream");
+    expect(garbage.status).to.equal(400);
+    expect(garbage.json.error?.code).to.equal("BAD_REQUEST");
+    await expectAlive();
+  });
+
+  it("rejects a share for an unknown task with 404 UNKNOWN_TASK (retryable: it may not be confirmed yet)", async () => {
+    const [sub] = await buildSubmissions(owners[0]!, 5n, false);
+    const { signature: _unused, ...unsigned } = sub!;
+    const resigned = await signShareSubmission({ ...unsigned, taskId: "999" }, owners[0]!);
+    const r2 = await post(sharesUrl(0, 999n), JSON.stringify(resigned));
+    expect(r2.status).to.equal(404);
+    expect(r2.json.error?.code).to.equal("UNKNOWN_TASK");
+    expect(r2.json.error?.retryable).to.equal(true);
+    await expectAlive();
+  });
+
+  it("rejects a share whose signature does not verify with 401 BAD_SIGNATURE", async () => {
+    const [sub] = await buildSubmissions(owners[0]!, 5n, false);
+    const { signature: _unused, ...unsigned } = sub!;
+    // A valid signature, but by a stranger, not by the data owner the submission names.
+    const forged = await signShareSubmission({ ...unsigned, dataOwner: stranger.address }, stranger);
+    const r = await post(sharesUrl(0), JSON.stringify({ ...sub!, signature: forged.signature }));
+    expect(r.status).to.equal(401);
+    expect(r.json.error?.code).to.equal("BAD_SIGNATURE");
+    await expectAlive();
+  });
+
+  it("rejects a share addressed to another party with 403 NOT_A_PARTY, and a stranger's share with 403 NOT_A_DATA_OWNER", async () => {
+    const subs = await buildSubmissions(owners[0]!, 5n, false);
+    const toB = await post(sharesUrl(0), JSON.stringify(subs[1]));
+    expect(toB.status).to.equal(403);
+    expect(toB.json.error?.code).to.equal("NOT_A_PARTY");
+    const [strangers] = await buildSubmissions(stranger, 5n, false);
+    const r = await post(sharesUrl(0), JSON.stringify(strangers));
+    expect(r.status).to.equal(403);
+    expect(r.json.error?.code).to.equal("NOT_A_DATA_OWNER");
+    await expectAlive();
+  });
+
+  it("rejects a peer message from a key that is not a party of the task with 403 NOT_A_PARTY", async () => {
+    const outsider = Wallet.createRandom();
+    const record = await (await RegistryClient.connect(provider, registryAddress)).getParty(partyWallets[0]!.address);
+    const context = { chainId, registry: registryAddress, label: { taskId, round: 1, gate: "open:0-0" }, from: outsider.address, to: partyWallets[0]!.address };
+    const signed = signPeerMessage({ ...context, sealed: sealPayload(getBytes(record.encryptionKey), context, new Uint8Array(32)) }, outsider);
+    const error = await postMessage(urls[0]!, signed, { timeoutMs: 5_000 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isConsortError(error, "PEER_REJECTED")).to.equal(true);
+    expect((error as ConsortError).details.remoteCode).to.equal("NOT_A_PARTY");
+    await expectAlive();
+  });
+
+  it("rejects a share before its commitment is on chain (retryable), and one that does not match it (422)", async () => {
+    const early = await buildSubmissions(owners[1]!, 7n, false);
+    const r = await post(sharesUrl(0), JSON.stringify(early[0]));
+    expect(r.status).to.be.oneOf([409, 503]);
+    expect(r.json.error?.code).to.equal("COMMITMENT_NOT_FOUND");
+    expect(r.json.error?.retryable).to.equal(true);
+    // Commit to one sharing, then send shares of another: the digests do not match the commitment.
+    await buildSubmissions(owners[1]!, 7n, true);
+    const other = await buildSubmissions(owners[1]!, 7n, false);
+    const mismatch = await post(sharesUrl(0), JSON.stringify(other[0]));
+    expect(mismatch.status).to.equal(422);
+    expect(mismatch.json.error?.code).to.equal("COMMITMENT_MISMATCH");
+    expect(nodes[0]!.store.getShares(taskId).has(owners[1]!.address)).to.equal(false);
+    await expectAlive();
+  });
+
+  it("rejects a second submission of the same input with 409 DUPLICATE_INPUT and keeps the first", async () => {
+    const subs = await buildSubmissions(owners[0]!, 11n, true);
+    const first = await post(sharesUrl(0), JSON.stringify(subs[0]));
+    expect(first.status).to.equal(200);
+    const kept = nodes[0]!.store.getShares(taskId).get(owners[0]!.address);
+    const again = await post(sharesUrl(0), JSON.stringify(subs[0]));
+    expect(again.status).to.equal(409);
+    expect(again.json.error?.code).to.equal("DUPLICATE_INPUT");
+    expect(again.json.error?.details.identical).to.equal(true);
+    expect(nodes[0]!.store.getShares(taskId).get(owners[0]!.address)).to.deep.equal(kept);
+    // Deliver the rest of this owner's shares so the task can complete later.
+    for (const i of [1, 2]) expect((await post(sharesUrl(i), JSON.stringify(subs[i]))).status).to.equal(200);
+    await expectAlive();
+  });
+
+  it("keeps running while the RPC is down, then finishes the task with nothing lost", async () => {
+    // The earlier cases committed owner 1 to a sharing whose shares were then withheld, so that
+    // task cannot finish; run the RPC case on a fresh task with the real data-owner client.
+    const requester = await RegistryClient.connect(devWallet(10).connect(provider), registryAddress);
+    const now = await chainNow(provider);
+    const { taskId: fresh } = await requester.createTask({
+      program: encodeProgram(totalAndMean({ owners: 3, valuesPerOwner: 1, bits: 64 })),
+      parties: partyWallets.map((w) => w.address),
+      dataOwners: owners.map((o) => o.address),
+      threshold: 1,
+      inputDeadline: now + 600n,
+      resultDeadline: now + 1_200n,
+    });
+    for (const node of nodes) {
+      while (node.store.getTask(fresh) === undefined) await new Promise((r) => setTimeout(r, 100));
+    }
+    const values = [1_000n, -250n, 40n];
+    const stateDir = join(workDir, "inputs");
+    // Two owners submit while the chain is reachable.
+    for (const i of [0, 1]) {
+      const registry = await RegistryClient.connect(owners[i]!.connect(provider), registryAddress);
+      await submitInput({ registry, signer: owners[i]!.connect(provider), taskId: fresh, values: [values[i]!], stateDir });
+    }
+    // The nodes lose their RPC.
+    await proxy.down();
+    await new Promise((r) => setTimeout(r, 600));
+    await expectAlive();
+    for (const node of nodes) expect(node.store.getShares(fresh).size).to.equal(2);
+    // The third owner commits directly on chain meanwhile (its own RPC works); the nodes cannot see it yet.
+    const registry = await RegistryClient.connect(owners[2]!.connect(provider), registryAddress);
+    const submitting = submitInput({ registry, signer: owners[2]!.connect(provider), taskId: fresh, values: [values[2]!], stateDir, deliveryTimeoutMs: 60_000 });
+    await new Promise((r) => setTimeout(r, 1_500));
+    await proxy.up();
+    await submitting;
+    const deadline = Date.now() + 60_000;
+    while ((await requester.taskState(fresh)) !== "Finalized") {
+      if (Date.now() > deadline) throw new Error("the task was not finalized after the RPC came back");
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    for (const node of nodes) {
+      while (node.store.getTask(fresh)?.status !== "finalized") await new Promise((r) => setTimeout(r, 100));
+      const status = node.store.getTask(fresh)!;
+      expect(JSON.parse(new TextDecoder().decode(status.result)).outputs.total).to.equal(String(values.reduce((a, b) => a + b, 0n)));
+    }
+    await expectAlive();
+  });
+
+  it("refuses to start when the RPC is unreachable, with RPC_UNAVAILABLE", async () => {
+    const { config, secrets } = parseNodeConfig(
+      {
+        rpcUrl: `http://127.0.0.1:${await freePort()}`,
+        registry: registryAddress,
+        privateKeyFile: join(workDir, "party-0", "signing-key"),
+        dataDir: join(workDir, "unused"),
+        port: 0,
+        logLevel: "silent",
+      },
+      workDir,
+      {},
+    );
+    const error = await ConsortNode.start({ config, secrets, logger: createLogger("silent") }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isConsortError(error, "RPC_UNAVAILABLE")).to.equal(true);
+    expect((error as ConsortError).retryable).to.equal(true);
+  });
+});
