@@ -1,5 +1,5 @@
 import { createRequire } from "node:module";
-import { defineConfig } from "hardhat/config";
+import { configVariable, defineConfig } from "hardhat/config";
 import hardhatToolboxMochaEthers from "@nomicfoundation/hardhat-toolbox-mocha-ethers";
 
 // No compiler downloads work on our machines: compile with the npm `solc`
@@ -37,6 +37,14 @@ export default defineConfig({
       type: "http",
       chainType: "l1",
       url: "http://127.0.0.1:8545",
+    },
+    // Any other EVM chain: CONSORT_RPC_URL and CONSORT_PRIVATE_KEY are read
+    // only when a script runs with --network remote.
+    remote: {
+      type: "http",
+      chainType: "l1",
+      url: configVariable("CONSORT_RPC_URL"),
+      accounts: [configVariable("CONSORT_PRIVATE_KEY")],
     },
   },
 });
