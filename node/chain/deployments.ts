@@ -48,8 +48,44 @@ export function loadDeployment(chainId: bigint | string, dir = defaultDeployment
       { cause, details: { chainId: chainId.toString(), file } },
     );
   }
-  const record = JSON.parse(text) as DeploymentRecord;
-  return { ...record, registry: getAddress(record.registry) };
+  return parseDeploymentRecord(text, file, chainId.toString());
+}
+
+/** Checks a deployment file's fields, so a hand-edited or truncated file is one clear error naming the file. */
+function parseDeploymentRecord(text: string, file: string, chainId: string): DeploymentRecord {
+  const invalid = (what: string, cause?: unknown) =>
+    new ConsortError("CONFIG_INVALID", `deployment record ${file} is invalid: ${what}`, { cause, details: { chainId, file } });
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (cause) {
+    throw invalid("not JSON", cause);
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) throw invalid("not a JSON object");
+  const r = json as Record<string, unknown>;
+  for (const field of ["chainId", "registry", "txHash", "deployer", "deployedAt"] as const) {
+    if (typeof r[field] !== "string") throw invalid(`${field} must be a string`);
+  }
+  if (r.chainId !== chainId) throw invalid(`it records chain ${String(r.chainId)}, not chain ${chainId}`);
+  if (typeof r.blockNumber !== "number" || !Number.isSafeInteger(r.blockNumber) || r.blockNumber < 0) {
+    throw invalid(`blockNumber must be a whole number >= 0, got ${JSON.stringify(r.blockNumber)}`);
+  }
+  let registry: string;
+  let deployer: string;
+  try {
+    registry = getAddress(r.registry as string);
+    deployer = getAddress(r.deployer as string);
+  } catch (cause) {
+    throw invalid(`registry ${JSON.stringify(r.registry)} or deployer ${JSON.stringify(r.deployer)} is not an address`, cause);
+  }
+  return {
+    chainId,
+    registry,
+    blockNumber: r.blockNumber,
+    txHash: r.txHash as string,
+    deployer,
+    deployedAt: r.deployedAt as string,
+  };
 }
 
 /** Deploys a ConsortRegistry with `signer` and waits for the receipt. */

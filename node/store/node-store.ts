@@ -151,19 +151,27 @@ export class NodeStore {
 
   /** Opens (creating if needed) the store at `file`; ":memory:" for a throwaway store. */
   static open(file: string): NodeStore {
+    let db: DatabaseSync | undefined;
     try {
       if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
-      const db = new DatabaseSync(file);
+      db = new DatabaseSync(file);
       db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
-      db.exec(SCHEMA);
+      // Read the version before creating any table, so a store of another
+      // schema version is refused untouched.
+      db.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);");
       const store = new NodeStore(db);
       const version = store.getMeta("schema_version");
-      if (version === undefined) store.setMeta("schema_version", String(SCHEMA_VERSION));
-      else if (Number(version) !== SCHEMA_VERSION) {
-        throw new ConsortError("STORE_FAILED", `store ${file} has schema version ${version}; this node expects ${SCHEMA_VERSION}`);
+      if (version !== undefined && Number(version) !== SCHEMA_VERSION) {
+        throw new ConsortError("STORE_FAILED", `store ${file} has schema version ${version}; this node expects ${SCHEMA_VERSION}`, {
+          details: { file, version },
+        });
       }
+      db.exec(SCHEMA);
+      if (version === undefined) store.setMeta("schema_version", String(SCHEMA_VERSION));
       return store;
     } catch (error) {
+      // A refused store must not stay open (and locked) behind the caller's back.
+      if (db?.isOpen === true) db.close();
       if (error instanceof ConsortError) throw error;
       throw new ConsortError("STORE_FAILED", `cannot open the store at ${file}`, { cause: error });
     }
