@@ -80,6 +80,7 @@ describe("cli/consort-node: a node under bad input", function () {
   const stranger = devWallet(17);
   let taskId: bigint;
   let urls: string[];
+  let requester: RegistryClient;
 
   before(async () => {
     workDir = mkdtempSync(join(tmpdir(), "consort-node-test-"));
@@ -116,21 +117,26 @@ describe("cli/consort-node: a node under bad input", function () {
       nodes.push(await ConsortNode.start({ config, secrets, logger: createLogger("silent") }));
       urls.push(prepared.url);
     }
-    const requester = await RegistryClient.connect(devWallet(10).connect(provider), registryAddress);
+    requester = await RegistryClient.connect(devWallet(10).connect(provider), registryAddress);
+    taskId = await createTaskSeenByAll();
+  });
+
+  /** Creates a total-and-mean task over the three owners and waits until every node has applied it. */
+  async function createTaskSeenByAll(): Promise<bigint> {
     const now = await chainNow(provider);
-    ({ taskId } = await requester.createTask({
+    const { taskId: id } = await requester.createTask({
       program: encodeProgram(totalAndMean({ owners: 3, valuesPerOwner: 1, bits: 64 })),
       parties: partyWallets.map((w) => w.address),
       dataOwners: owners.map((o) => o.address),
       threshold: 1,
       inputDeadline: now + 600n,
       resultDeadline: now + 1_200n,
-    }));
-    // Wait until every node has seen the task.
+    });
     for (const node of nodes) {
-      while (node.store.getTask(taskId) === undefined) await new Promise((r) => setTimeout(r, 100));
+      while (node.store.getTask(id) === undefined) await new Promise((r) => setTimeout(r, 100));
     }
-  });
+    return id;
+  }
 
   after(async () => {
     await Promise.allSettled(nodes.map((n) => n.stop()));
@@ -281,19 +287,7 @@ describe("cli/consort-node: a node under bad input", function () {
   it("keeps running while the RPC is down, then finishes the task with nothing lost", async () => {
     // The earlier cases committed owner 1 to a sharing whose shares were then withheld, so that
     // task cannot finish; run the RPC case on a fresh task with the real data-owner client.
-    const requester = await RegistryClient.connect(devWallet(10).connect(provider), registryAddress);
-    const now = await chainNow(provider);
-    const { taskId: fresh } = await requester.createTask({
-      program: encodeProgram(totalAndMean({ owners: 3, valuesPerOwner: 1, bits: 64 })),
-      parties: partyWallets.map((w) => w.address),
-      dataOwners: owners.map((o) => o.address),
-      threshold: 1,
-      inputDeadline: now + 600n,
-      resultDeadline: now + 1_200n,
-    });
-    for (const node of nodes) {
-      while (node.store.getTask(fresh) === undefined) await new Promise((r) => setTimeout(r, 100));
-    }
+    const fresh = await createTaskSeenByAll();
     const values = [1_000n, -250n, 40n];
     const stateDir = join(workDir, "inputs");
     // Two owners submit while the chain is reachable.
