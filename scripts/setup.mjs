@@ -38,5 +38,10 @@ if (isNewEnough(process.versions.node)) {
   console.log(`setup: installed Node ${version}`);
 }
 const env = binDir === undefined ? process.env : { ...process.env, PATH: `${binDir}:${process.env.PATH ?? ""}` };
-run("npm", ["ci", "--no-audit", "--no-fund"], env);
+try {
+  run("npm", ["ci", "--no-audit", "--no-fund"], env);
+} catch {
+  console.error("setup: npm ci failed (its output is above)");
+  process.exit(1);
+}
 console.log("setup: done. Next: npm run demo, npm test");
