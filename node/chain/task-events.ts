@@ -126,3 +126,22 @@ export async function findTaskExpired(client: RegistryClient, taskId: bigint, fr
   const a = parse(log);
   return { ...position(log), taskId, inputsCommitted: Number(a.getValue("inputsCommitted")), by: a.getValue("by") as string };
 }
+
+/**
+ * The program bytes whose keccak256 is `programHash`, from the first task that
+ * committed to it (TaskCreated indexes the program hash), or undefined.
+ */
+export async function findProgramByHash(client: RegistryClient, programHash: string, fromBlock = 0): Promise<Uint8Array | undefined> {
+  const { iface } = loadRegistryArtifact();
+  const fragment = iface.getEvent("TaskCreated");
+  if (fragment === null) throw new ConsortError("INTERNAL", "the registry ABI has no TaskCreated event");
+  const topics = iface.encodeFilterTopics(fragment, [null, null, programHash]);
+  let logs: Log[];
+  try {
+    logs = await client.provider.getLogs({ address: client.address, topics, fromBlock, toBlock: "latest" });
+  } catch (error) {
+    throw toChainError(error, iface, `eth_getLogs(TaskCreated, program ${programHash})`);
+  }
+  const log = logs[0];
+  return log === undefined ? undefined : getBytes(parse(log).getValue("program") as string);
+}

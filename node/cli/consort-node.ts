@@ -176,6 +176,7 @@ export class ConsortNode {
         taskStatus: async (taskId) => this.taskStatus(taskId),
         submitShare: async (submission) => this.acceptShare(submission),
         deliverMessage: async (message) => this.acceptMessage(message),
+        getProgram: async (hash) => this.programByHash(hash),
       },
       {
         maxMessageBytes: this.config.maxMessageBytes,
@@ -210,6 +211,16 @@ export class ConsortNode {
       processedBlock: cursor?.blockNumber ?? null,
       tasks: this.store.listTasks().length,
     };
+  }
+
+  /** Serves the bytes of a program this node holds (any task it is a party of), so peers and users can fetch a program by hash. */
+  private programByHash(hash: string): Uint8Array {
+    const wanted = hash.toLowerCase();
+    const task = this.store.listTasks().find((t) => t.programHash.toLowerCase() === wanted);
+    if (task === undefined) {
+      throw new ConsortError("NOT_FOUND", `party ${this.address} holds no program with hash ${hash}`, { details: { programHash: hash } });
+    }
+    return task.program;
   }
 
   private knownTask(taskId: bigint): StoredTask {

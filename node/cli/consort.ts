@@ -4,14 +4,14 @@ import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
 import { getAddress } from "ethers";
-import { findTaskCreated } from "../chain/task-events.ts";
+import { findProgramByHash, findTaskCreated } from "../chain/task-events.ts";
 import { auditTask, formatAuditReport } from "../chain/task-audit.ts";
 import { ConsortError, toConsortError } from "../errors.ts";
 import { decodeProgram, encodeProgram, programHash } from "../program/program-encoding.ts";
 import { programInputs, type Program } from "../program/program.ts";
 import { describeType } from "../program/secret-types.ts";
 import { totalAndMean } from "../program/standard-programs.ts";
-import { getJson } from "../transport/http-client.ts";
+import { getBytes, getJson } from "../transport/http-client.ts";
 import { chainNow, connectClient, type ConnectionOptions } from "./client-connection.ts";
 import { ConsortNode } from "./consort-node.ts";
 import { submitInput } from "./data-owner-client.ts";
@@ -156,12 +156,20 @@ export function buildCli(): Command {
     .action((file: string) => {
       print(programHash(readProgramFile(file).bytes));
     });
-  prog
-    .command("show <file>")
-    .description("show what a program file computes")
-    .action((file: string) => {
-      const { bytes, program } = readProgramFile(file);
-      describeProgram(program, bytes).forEach(print);
+  connectionOptions(prog.command("show <file-or-hash>"))
+    .description("show what a program file, or a program hash, commits to (a hash is looked up on chain, or with --node on a node)")
+    .option("--node <url>", "fetch the program from this node instead of the chain")
+    .action(async (target: string, opts: Record<string, unknown>) => {
+      let bytes: Uint8Array;
+      if (/^0x[0-9a-fA-F]{64}$/.test(target)) {
+        bytes = await fetchProgram(target, opts);
+        if (programHash(bytes) !== target.toLowerCase()) {
+          throw new ConsortError("PROGRAM_HASH_MISMATCH", `the bytes served for ${target} hash to ${programHash(bytes)}`);
+        }
+      } else {
+        bytes = readProgramFile(target).bytes;
+      }
+      describeProgram(decodeProgram(bytes), bytes).forEach(print);
     });
   prog
     .command("build")
@@ -333,6 +341,18 @@ export function buildCli(): Command {
       }
     });
   return cli;
+}
+
+async function fetchProgram(hash: string, opts: Record<string, unknown>): Promise<Uint8Array> {
+  if (typeof opts.node === "string") return getBytes(opts.node, `/v1/programs/${hash}`, { timeoutMs: 10_000 });
+  const c = await connectClient(conn(opts), false);
+  try {
+    const found = await findProgramByHash(c.registry, hash);
+    if (found === undefined) throw new ConsortError("NOT_FOUND", `no task on registry ${c.registry.address} commits to program ${hash}`);
+    return found;
+  } finally {
+    c.close();
+  }
 }
 
 function standardProgram(name: string, owners: number, opts: Record<string, unknown>): Program {

@@ -163,6 +163,17 @@ describe("e2e: three banks on a local chain", function () {
     expect(audit.code, audit.stderr).to.equal(0);
     expect(audit.stdout).to.include("audit PASSED");
     expect(audit.stdout).to.include(total.toString());
+
+    // Anyone can see what the program hash commits to: from the chain, or from a party's node.
+    for (const source of [[], ["--node", nodes[0]!.url]]) {
+      const shown = await consort(["program", "show", task.programHash, ...source]);
+      expect(shown.code, shown.stderr).to.equal(0);
+      expect(shown.stdout).to.include(`hash    ${task.programHash}`);
+      expect(shown.stdout).to.include("input   values-2: 1 x int(64) from data owner #2");
+    }
+    const unknown = await consort(["program", "show", `0x${"ab".repeat(32)}`]);
+    expect(unknown.code).to.equal(1);
+    expect(unknown.stderr).to.match(/^consort: NOT_FOUND: /);
   });
 
   it("a standby party finalizes when the designated submitter cannot pay for the transaction", async () => {
