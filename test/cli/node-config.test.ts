@@ -5,15 +5,7 @@ import { expect } from "chai";
 import { Wallet } from "ethers";
 import { loadNodeConfigFile, parseNodeConfig } from "../../node/cli/node-config.ts";
 import { ConsortError } from "../../node/errors.ts";
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (error) {
-    return error instanceof ConsortError ? error.code : `not a ConsortError: ${String(error)}`;
-  }
-  return undefined;
-}
+import { expectCode } from "../support/consort-error-assertions.ts";
 
 describe("cli/node-config", () => {
   let dir: string;
@@ -69,7 +61,7 @@ describe("cli/node-config", () => {
       expect((error as ConsortError).code).to.equal("KEY_INVALID");
       expect((error as Error).message).to.not.include(garbage);
     }
-    expect(codeOf(() => parseNodeConfig(valid, dir, {}))).to.equal("KEY_INVALID");
+    expectCode(() => parseNodeConfig(valid, dir, {}), "KEY_INVALID");
   });
 
   it("loads a file with flag overrides on top, and reports an unreadable file", () => {
@@ -77,8 +69,8 @@ describe("cli/node-config", () => {
     writeFileSync(file, JSON.stringify(valid));
     const { config } = loadNodeConfigFile(file, { port: 7009 }, env);
     expect(config.port).to.equal(7009);
-    expect(codeOf(() => loadNodeConfigFile(join(dir, "missing.json"), {}, env))).to.equal("CONFIG_INVALID");
+    expectCode(() => loadNodeConfigFile(join(dir, "missing.json"), {}, env), "CONFIG_INVALID");
     writeFileSync(join(dir, "array.json"), "[]");
-    expect(codeOf(() => loadNodeConfigFile(join(dir, "array.json"), {}, env))).to.equal("CONFIG_INVALID");
+    expectCode(() => loadNodeConfigFile(join(dir, "array.json"), {}, env), "CONFIG_INVALID");
   });
 });

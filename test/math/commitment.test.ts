@@ -1,7 +1,6 @@
 import { expect } from "chai";
 import { getAddress, hexlify, solidityPackedKeccak256 } from "ethers";
 import fc from "fast-check";
-import { ConsortError, isConsortError } from "../../node/errors.ts";
 import {
   DIGEST_BYTES,
   SALT_BYTES,
@@ -13,19 +12,9 @@ import {
 import type { InputContext } from "../../node/math/commitment.ts";
 import { deterministicRng } from "../../node/math/rng.ts";
 import { splitVector } from "../../node/math/shamir.ts";
+import { expectCode } from "../support/consort-error-assertions.ts";
 
 const R = 21888242871839275222246405745257275088548364400416034343698204186575808495617n;
-
-function expectCode(fn: () => unknown, code: string): ConsortError {
-  try {
-    fn();
-  } catch (error) {
-    expect(isConsortError(error), String(error)).to.equal(true);
-    expect((error as ConsortError).code).to.equal(code);
-    return error as ConsortError;
-  }
-  expect.fail(`expected a ConsortError ${code}`);
-}
 
 // Independent implementation: ethers' abi.encodePacked + keccak256 (uint256[] / bytes32[] elements are
 // packed as 32-byte words, which is exactly encodeFieldVector / the concatenated digests).

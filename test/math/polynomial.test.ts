@@ -1,6 +1,5 @@
 import { expect } from "chai";
 import fc from "fast-check";
-import { isConsortError } from "../../node/errors.ts";
 import { randomFieldElements } from "../../node/math/field.ts";
 import {
   evaluatePolynomial,
@@ -10,6 +9,7 @@ import {
   randomPolynomial,
 } from "../../node/math/polynomial.ts";
 import { deterministicRng } from "../../node/math/rng.ts";
+import { expectCode } from "../support/consort-error-assertions.ts";
 
 // Independent oracle: plain BigInt arithmetic.
 const R = 21888242871839275222246405745257275088548364400416034343698204186575808495617n;
@@ -37,17 +37,6 @@ function oracleLagrange(xs: readonly bigint[], at: bigint): bigint[] {
     });
     return mod(num * inv(den));
   });
-}
-
-function expectCode(fn: () => unknown, code: string): void {
-  try {
-    fn();
-  } catch (error) {
-    expect(isConsortError(error), String(error)).to.equal(true);
-    expect((error as { code: string }).code).to.equal(code);
-    return;
-  }
-  expect.fail(`expected a ConsortError ${code}`);
 }
 
 const element = fc.oneof(fc.constantFrom(0n, 1n, R - 1n), fc.bigInt({ min: 0n, max: R - 1n }));

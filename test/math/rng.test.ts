@@ -1,25 +1,14 @@
 import { createCipheriv, hkdfSync } from "node:crypto";
 import { expect } from "chai";
 import fc from "fast-check";
-import { isConsortError } from "../../node/errors.ts";
 import { chacha20KeystreamRng, deterministicRng } from "../../node/math/rng.ts";
+import { expectCode } from "../support/consort-error-assertions.ts";
 
 /** ChaCha20 keystream from OpenSSL (node:crypto), an implementation independent of noble. */
 function opensslKeystream(key: Uint8Array, length: number, nonce: Uint8Array = new Uint8Array(12)): Uint8Array {
   // OpenSSL's "chacha20" IV is the 32-bit little-endian block counter followed by the 96-bit nonce.
   const iv = Buffer.concat([Buffer.alloc(4), Buffer.from(nonce)]);
   return new Uint8Array(createCipheriv("chacha20", key, iv).update(Buffer.alloc(length)));
-}
-
-function expectCode(fn: () => unknown, code: string): void {
-  try {
-    fn();
-  } catch (error) {
-    expect(isConsortError(error), String(error)).to.equal(true);
-    expect((error as { code: string }).code).to.equal(code);
-    return;
-  }
-  expect.fail(`expected a ConsortError ${code}`);
 }
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString("hex");

@@ -1,6 +1,5 @@
 import { expect } from "chai";
 import fc from "fast-check";
-import { ConsortError, isConsortError } from "../../node/errors.ts";
 import { evaluatePolynomial, interpolatePolynomial } from "../../node/math/polynomial.ts";
 import type { Rng } from "../../node/math/rng.ts";
 import { deterministicRng } from "../../node/math/rng.ts";
@@ -17,26 +16,12 @@ import {
   validateSharingParams,
 } from "../../node/math/shamir.ts";
 import type { Share } from "../../node/math/shamir.ts";
+import { expectCode } from "../support/consort-error-assertions.ts";
 
 // Independent oracle: plain BigInt arithmetic.
 const R = 21888242871839275222246405745257275088548364400416034343698204186575808495617n;
 const mod = (a: bigint): bigint => ((a % R) + R) % R;
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
-
-function caught(fn: () => unknown): ConsortError {
-  try {
-    fn();
-  } catch (error) {
-    expect(isConsortError(error), String(error)).to.equal(true);
-    return error as ConsortError;
-  }
-  expect.fail("expected a ConsortError");
-}
-function expectCode(fn: () => unknown, code: string): ConsortError {
-  const error = caught(fn);
-  expect(error.code).to.equal(code);
-  return error;
-}
 
 /** All subsets of {0..n-1} with at least `min` elements, as ascending index lists. */
 function subsets(n: number, min: number): number[][] {
