@@ -147,13 +147,13 @@ describe("cli/consort-node: a node under bad input", function () {
   });
 
   /** A well-formed submission from `owner` to party `index`, committing `commit` on chain first when asked. */
-  async function buildSubmissions(owner: HDNodeWallet, value: bigint, commit: boolean): Promise<ShareSubmission[]> {
-    const ctx: InputContext = { chainId, registry: getBytes(registryAddress), taskId, dataOwner: getBytes(owner.address) };
+  async function buildSubmissions(owner: HDNodeWallet, value: bigint, commit: boolean, forTask = taskId): Promise<ShareSubmission[]> {
+    const ctx: InputContext = { chainId, registry: getBytes(registryAddress), taskId: forTask, dataOwner: getBytes(owner.address) };
     const shares = splitVector([encodeSigned(value)], { threshold: 1, parties: 3 }, randomBytes);
     const committed = commitInputShares(ctx, shares, randomBytes);
     if (commit) {
       const registry = await RegistryClient.connect(owner.connect(provider), registryAddress);
-      await registry.commitInput(taskId, hexlify(committed.commitment));
+      await registry.commitInput(forTask, hexlify(committed.commitment));
     }
     return Promise.all(
       partyWallets.map(async (party, i) => {
@@ -161,7 +161,7 @@ describe("cli/consort-node: a node under bad input", function () {
         const sealed = sealSharePayload(getBytes(record.encryptionKey), committed.salts[i]!, shares[i]!, {
           chainId,
           registry: registryAddress,
-          taskId,
+          taskId: forTask,
           dataOwner: owner.address,
           party: party.address,
         });
@@ -170,7 +170,7 @@ describe("cli/consort-node: a node under bad input", function () {
             version: 1,
             chainId: chainId.toString(),
             registry: registryAddress,
-            taskId: taskId.toString(),
+            taskId: forTask.toString(),
             dataOwner: owner.address,
             party: party.address,
             digests: committed.digests.map((d) => hexlify(d)),
@@ -316,6 +316,30 @@ describe("cli/consort-node: a node under bad input", function () {
       const status = node.store.getTask(fresh)!;
       expect(JSON.parse(new TextDecoder().decode(status.result)).outputs.total).to.equal(String(values.reduce((a, b) => a + b, 0n)));
     }
+    await expectAlive();
+  });
+
+  it("refuses to compute a task whose committed program is not a valid program, and says so", async () => {
+    const now = await chainNow(provider);
+    const { taskId: bogus } = await requester.createTask({
+      program: new TextEncoder().encode('{"version":"consort.program/v1","name":"x","gates":"not gates"}'),
+      parties: partyWallets.map((w) => w.address),
+      dataOwners: owners.map((o) => o.address),
+      threshold: 1,
+      inputDeadline: now + 600n,
+      resultDeadline: now + 1_200n,
+    });
+    for (const [i, node] of nodes.entries()) {
+      while (node.store.getTask(bogus) === undefined) await new Promise((r) => setTimeout(r, 100));
+      const status = (await (await fetch(`${urls[i]}/v1/tasks/${bogus}`)).json()) as { status: string; error: string };
+      expect(status.status).to.equal("failed");
+      expect(status.error).to.match(/^PROGRAM_INVALID: /);
+    }
+    // It takes no input for it either.
+    const [sub] = await buildSubmissions(owners[0]!, 1n, false, bogus);
+    const r = await post(`${urls[0]}/v1/tasks/${bogus}/shares`, JSON.stringify(sub));
+    expect(r.status).to.equal(409);
+    expect(r.json.error?.code).to.equal("TASK_NOT_ACCEPTING");
     await expectAlive();
   });
 
