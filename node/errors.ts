@@ -30,6 +30,7 @@ export type ConsortErrorCode =
   | "UNKNOWN_TASK"
   | "NOT_A_PARTY"
   | "NOT_A_DATA_OWNER"
+  | "NOT_REQUESTER"
   | "DUPLICATE_INPUT"
   | "DUPLICATE_MESSAGE"
   | "COMMITMENT_MISMATCH"
