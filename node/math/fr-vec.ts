@@ -1,0 +1,817 @@
+/**
+ * Packed BN254 scalar-field vectors, the hot-path representation of shares
+ * (contract of issue 3). A field vector is a Uint8Array of 32·k bytes;
+ * element i is bytes [32i, 32i + 32), the canonical value in [0, r) as
+ * little-endian 256-bit. The same bytes are the wire format, so every
+ * function validates its vector arguments (MATH_INVALID_ARGUMENT naming the
+ * argument and the first bad element) and returns fresh arrays.
+ *
+ * The arithmetic runs in WebAssembly (fr-wasm.wat, assembled into
+ * fr-wasm-binary.ts and instantiated synchronously at import): 29-bit limbs
+ * in i64, Barrett reduction for element-wise products, Montgomery form for
+ * chains of products. JS copies inputs into the module's memory in chunks of
+ * CHUNK elements (so the working set stays in cache and memory stays small),
+ * runs one kernel per chunk, and copies the results out.
+ *
+ * fr-vec-reference.ts implements the same API over bigints and is the test
+ * oracle; this module agrees with it bit for bit, including every error code,
+ * the element index an error names, and the rng bytes consumed. Argument
+ * validation and error construction are shared with it.
+ *
+ * What stays in JS, and why: conversion to and from bigints (the bigints
+ * dominate), concatenation and slicing (copies), validation (a 4-byte compare
+ * per element in JS is cheaper than copying the data into the module just to
+ * look at it), the per-party-set Lagrange plans (computed once and cached),
+ * and exponent preparation. Everything per element runs in WebAssembly.
+ */
+import { FR_MODULUS } from "./field.ts";
+import { FR_WASM_BASE64 } from "./fr-wasm-binary.ts";
+import {
+  FR_VEC_ELEMENT_BYTES,
+  FR_VEC_HALF_MODULUS,
+  FR_VEC_RANDOM_DRAW_BYTES,
+  FR_VEC_RNG_MAX_BLOCKS,
+  assertCount,
+  assertExponent,
+  assertVectorList,
+  checkLinearCombinationShape,
+  checkReconstructShape,
+  checkRngOutput,
+  checkSliceBounds,
+  constantOf,
+  describeType,
+  elementCount,
+  inconsistentShares,
+  invalid,
+  lengthMismatch,
+  nonCanonical,
+  nonCanonicalShare,
+  nonResidue,
+  reconstructionPlanFor,
+  zeroInverse,
+} from "./fr-vec-reference.ts";
+import type { FrVecReconstructionPlan } from "./fr-vec-reference.ts";
+import type { Rng } from "./rng.ts";
+import { validateSharingParams } from "./shamir.ts";
+import type { SharingParams } from "./shamir.ts";
+
+export { FR_VEC_ELEMENT_BYTES, FR_VEC_RANDOM_DRAW_BYTES, FR_VEC_RNG_MAX_BLOCKS } from "./fr-vec-reference.ts";
+
+const E = FR_VEC_ELEMENT_BYTES;
+/** Elements per kernel call: 128 KiB per vector, so a call's inputs and output stay in L2. */
+const CHUNK = 4096;
+
+// ---------------------------------------------------------------------------
+// The WebAssembly module
+
+/**
+ * The slice of the WebAssembly JS API used here, typed locally: the
+ * project's TypeScript libs (ES2023 + @types/node) do not declare the
+ * WebAssembly namespace.
+ */
+interface WasmRuntime {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: unknown };
+}
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+
+interface FrKernels {
+  memory: WasmMemory;
+  heap_base: { value: unknown };
+  find_zero(p: number, n: number): number;
+  add(o: number, a: number, b: number, n: number): void;
+  sub(o: number, a: number, b: number, n: number): void;
+  neg(o: number, a: number, n: number): void;
+  add_const(o: number, a: number, c: number, n: number): void;
+  mul(o: number, a: number, b: number, n: number): void;
+  sqr(o: number, a: number, n: number): void;
+  scale(o: number, a: number, cm: number, n: number): void;
+  lincomb_small(o: number, table: number, terms: number, n: number, offset: number, mode: number): number;
+  lincomb(o: number, table: number, terms: number, n: number, mode: number): number;
+  sum(o: number, a: number, n: number): void;
+  dot(o: number, a: number, b: number, n: number): void;
+  random(o: number, input: number, blocks: number): number;
+  share(o: number, stride: number, s: number, coeffs: number, m: number, t: number, parties: number): void;
+  pow(o: number, a: number, n: number, e: number, nibbles: number): void;
+  inv(o: number, a: number, n: number, scratch: number): void;
+  sqrt(o: number, a: number, n: number): number;
+}
+
+const runtime = (globalThis as unknown as { WebAssembly: WasmRuntime }).WebAssembly;
+const wasm = new runtime.Instance(new runtime.Module(Buffer.from(FR_WASM_BASE64, "base64")), {}).exports as FrKernels;
+const memory = wasm.memory;
+const HEAP_BASE = wasm.heap_base.value as number;
+
+// Constant area of fr-wasm.wat (see its memory map).
+const C_R2 = 0;
+const C_ONE = 72;
+const C_RM = 144;
+const C_EXP_INV = 256;
+const C_EXP_SQRT = 288;
+const C_HALF = 320;
+const C_TS = 352;
+/** Bytes of a limb slot: 9 limbs of 29 bits, one i64 each. */
+const SLOT = 72;
+const LIMB_BITS = 29n;
+const LIMB_MASK = (1n << LIMB_BITS) - 1n;
+/** Montgomery radix R = 2^261 (9 limbs of 29 bits). */
+const MONT_R = 1n << 261n;
+/** lincomb_small needs Σ|c_j| <= 2^29 (its 32-bit-word column sums stay within ±2^61, values below 2^283). */
+const SMALL_COEFFICIENT_BUDGET = 1n << 29n;
+/** lincomb keeps T < 128 r^2 < R r so that one Montgomery reduction suffices. */
+const LINCOMB_MAX_TERMS = 128;
+/** r - 1 = 2^28 · Q with Q odd (Tonelli–Shanks). */
+const TWO_ADICITY = 28;
+const Q_ODD = (FR_MODULUS - 1n) >> BigInt(TWO_ADICITY);
+/** 5 is the least quadratic non-residue mod r; c = 5^Q generates the 2^28-torsion. */
+const NON_RESIDUE = 5n;
+
+let top = HEAP_BASE;
+let heapView = new Uint8Array(memory.buffer);
+let dataView = new DataView(memory.buffer);
+
+/** Views of the module's memory; growing it (here or in a nested call from an rng) replaces the buffer. */
+function heap(): Uint8Array {
+  if (heapView.buffer !== memory.buffer) heapView = new Uint8Array(memory.buffer);
+  return heapView;
+}
+function view(): DataView {
+  if (dataView.buffer !== memory.buffer) dataView = new DataView(memory.buffer);
+  return dataView;
+}
+
+/**
+ * Bump allocation in the module's memory, released by `withHeap` (stack
+ * discipline: an rng callback that itself uses this module allocates above
+ * and releases before control returns).
+ */
+function alloc(bytes: number): number {
+  const p = (top + 15) & ~15;
+  const end = p + bytes;
+  if (end > memory.buffer.byteLength) memory.grow(Math.ceil((end - memory.buffer.byteLength) / 65536));
+  top = end;
+  return p;
+}
+
+function withHeap<T>(body: () => T): T {
+  const mark = top;
+  try {
+    return body();
+  } finally {
+    top = mark;
+  }
+}
+
+function modPow(base: bigint, e: bigint): bigint {
+  let result = 1n;
+  let b = base % FR_MODULUS;
+  for (let x = e; x > 0n; x >>= 1n) {
+    if (x & 1n) result = (result * b) % FR_MODULUS;
+    b = (b * b) % FR_MODULUS;
+  }
+  return result;
+}
+
+function writeSlot(offset: number, x: bigint): void {
+  const dv = view();
+  for (let i = 0; i < 9; i++) dv.setBigUint64(offset + 8 * i, (x >> (LIMB_BITS * BigInt(i))) & LIMB_MASK, true);
+}
+
+/** x < 2^288 as 9 words of 32 bits, one per i64 (the column-sum layout of lincomb_small). */
+function writeWords32(offset: number, x: bigint): void {
+  const dv = view();
+  for (let i = 0; i < 9; i++) dv.setBigUint64(offset + 8 * i, (x >> BigInt(32 * i)) & (i < 8 ? 0xffffffffn : (1n << 64n) - 1n), true);
+}
+
+function writeElement(offset: number, x: bigint): void {
+  const dv = view();
+  dv.setBigUint64(offset, BigInt.asUintN(64, x), true);
+  dv.setBigUint64(offset + 8, BigInt.asUintN(64, x >> 64n), true);
+  dv.setBigUint64(offset + 16, BigInt.asUintN(64, x >> 128n), true);
+  dv.setBigUint64(offset + 24, x >> 192n, true);
+}
+
+function readElement(offset: number): bigint {
+  const dv = view();
+  return dv.getBigUint64(offset, true) | (dv.getBigUint64(offset + 8, true) << 64n) | (dv.getBigUint64(offset + 16, true) << 128n) | (dv.getBigUint64(offset + 24, true) << 192n);
+}
+
+/** c in Montgomery form, c · 2^261 mod r. */
+function montgomery(c: bigint): bigint {
+  return (c * MONT_R) % FR_MODULUS;
+}
+
+function writeConstants(): void {
+  writeSlot(C_R2, (MONT_R * MONT_R) % FR_MODULUS);
+  writeSlot(C_ONE, 1n);
+  writeSlot(C_RM, MONT_R % FR_MODULUS);
+  writeElement(C_EXP_INV, FR_MODULUS - 2n);
+  writeElement(C_EXP_SQRT, (Q_ODD - 1n) / 2n);
+  writeElement(C_HALF, FR_VEC_HALF_MODULUS);
+  let c = modPow(NON_RESIDUE, Q_ODD);
+  for (let i = 0; i < TWO_ADICITY; i++) {
+    writeSlot(C_TS + SLOT * i, montgomery(c));
+    c = (c * c) % FR_MODULUS;
+  }
+}
+writeConstants();
+
+// ---------------------------------------------------------------------------
+// Validation without copying: a canonical element is < r; its top 32-bit
+// word decides unless it equals r's.
+
+const R_WORDS: readonly number[] = Array.from({ length: 8 }, (_, i) => Number((FR_MODULUS >> BigInt(32 * i)) & 0xffffffffn));
+const R_TOP = R_WORDS[7]!;
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** Index of the first element >= r, or -1 (length already checked). */
+function firstNonCanonical(v: Uint8Array): number {
+  const k = v.length / E;
+  if (LITTLE_ENDIAN && v.byteOffset % 4 === 0) {
+    // Fast path: one aligned 32-bit read per element decides unless it equals r's top word.
+    const words = new Uint32Array(v.buffer, v.byteOffset, k * 8);
+    for (let i = 0; i < k; i++) {
+      if (words[8 * i + 7]! >= R_TOP && !belowModulus(v, i)) return i;
+    }
+    return -1;
+  }
+  for (let i = 0; i < k; i++) if (!belowModulus(v, i)) return i;
+  return -1;
+}
+
+function belowModulus(v: Uint8Array, i: number): boolean {
+  const dv = new DataView(v.buffer, v.byteOffset + i * E, E);
+  for (let w = 7; w >= 0; w--) {
+    const word = dv.getUint32(4 * w, true);
+    if (word !== R_WORDS[w]!) return word < R_WORDS[w]!;
+  }
+  return false;
+}
+
+/** Validates length and canonicity; returns the element count. */
+function checked(v: unknown, what: string): number {
+  const k = elementCount(v, what);
+  const bad = firstNonCanonical(v as Uint8Array);
+  if (bad >= 0) throw nonCanonical(what, bad);
+  return k;
+}
+
+function checkedPair(a: unknown, b: unknown): number {
+  const k = checked(a, "a");
+  const kb = checked(b, "b");
+  if (kb !== k) throw lengthMismatch("b", kb, k, "a");
+  return k;
+}
+
+// ---------------------------------------------------------------------------
+// Chunked drivers
+
+/** Copies elements [start, start + n) of v into the module at p. */
+function load(v: Uint8Array, start: number, n: number, p: number): void {
+  heap().set(v.subarray(start * E, (start + n) * E), p);
+}
+
+/**
+ * A fresh vector of `count` elements that the caller overwrites completely
+ * before returning it. Uninitialized (malloc) memory: a zeroed allocation of
+ * a few MB costs a page fault per 4 KiB on every call, which measured as much
+ * as the arithmetic of an addition.
+ */
+function uninitialized(count: number): Uint8Array {
+  const b = Buffer.allocUnsafeSlow(count * E);
+  return new Uint8Array(b.buffer, b.byteOffset, b.length);
+}
+
+function store(out: Uint8Array, start: number, n: number, p: number): void {
+  out.set(heap().subarray(p, p + n * E), start * E);
+}
+
+/** Runs `kernel(outPtr, inPtrs, n, start)` over all chunks of the (validated) inputs. */
+function elementwise(
+  inputs: readonly Uint8Array[],
+  count: number,
+  kernel: (o: number, ps: readonly number[], n: number, start: number) => void,
+): Uint8Array {
+  const out = uninitialized(count);
+  if (count === 0) return out;
+  return withHeap(() => {
+    const size = Math.min(count, CHUNK);
+    const ps = inputs.map(() => alloc(size * E));
+    const o = alloc(size * E);
+    for (let start = 0; start < count; start += CHUNK) {
+      const n = Math.min(CHUNK, count - start);
+      inputs.forEach((v, j) => load(v, start, n, ps[j]!));
+      kernel(o, ps, n, start);
+      store(out, start, n, o);
+    }
+    return out;
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Public API
+
+/** Number of elements of `v` (checks the byte length, not canonicity). */
+export function frVecLength(v: Uint8Array): number {
+  return elementCount(v, "vector");
+}
+
+/**
+ * Throws MATH_INVALID_ARGUMENT unless `v` is a Uint8Array of whole 32-byte
+ * elements, each canonical (< r), and (when given) exactly `expectedLength`
+ * elements. The message names `what` and the first bad element's index.
+ */
+export function frVecCheck(v: unknown, what: string, expectedLength?: number): asserts v is Uint8Array {
+  const k = checked(v, what);
+  if (expectedLength !== undefined && k !== expectedLength) {
+    throw invalid(`${what} has ${k} elements, expected ${expectedLength}`, { argument: what, got: k, expected: expectedLength });
+  }
+}
+
+/** Packs field elements (each a bigint in [0, r); MATH_INVALID_ARGUMENT names the index of one that is not). */
+export function frVecFromBigints(xs: readonly bigint[]): Uint8Array {
+  assertVectorList(xs, "xs");
+  const out = new Uint8Array(xs.length * E);
+  const dv = new DataView(out.buffer);
+  for (let i = 0; i < xs.length; i++) {
+    const x = xs[i];
+    if (typeof x !== "bigint" || x < 0n || x >= FR_MODULUS) {
+      throw invalid(`xs[${i}] is not a field element (expected a bigint in [0, r))`, { argument: "xs", index: i, type: describeType(x) });
+    }
+    dv.setBigUint64(i * E, BigInt.asUintN(64, x), true);
+    dv.setBigUint64(i * E + 8, BigInt.asUintN(64, x >> 64n), true);
+    dv.setBigUint64(i * E + 16, BigInt.asUintN(64, x >> 128n), true);
+    dv.setBigUint64(i * E + 24, x >> 192n, true);
+  }
+  return out;
+}
+
+/** Unpacks a (validated) vector into bigints. */
+export function frVecToBigints(v: Uint8Array): bigint[] {
+  const k = checked(v, "vector");
+  const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
+  const out = new Array<bigint>(k);
+  for (let i = 0; i < k; i++) {
+    out[i] =
+      dv.getBigUint64(i * E, true) |
+      (dv.getBigUint64(i * E + 8, true) << 64n) |
+      (dv.getBigUint64(i * E + 16, true) << 128n) |
+      (dv.getBigUint64(i * E + 24, true) << 192n);
+  }
+  return out;
+}
+
+/** k zero elements. */
+export function frVecZeros(k: number): Uint8Array {
+  assertCount(k, "k");
+  return new Uint8Array(k * E);
+}
+
+/** The vectors one after another (each validated). */
+export function frVecConcat(vs: readonly Uint8Array[]): Uint8Array {
+  assertVectorList(vs, "vs");
+  let total = 0;
+  vs.forEach((v, j) => (total += checked(v, `vs[${j}]`)));
+  const out = new Uint8Array(total * E);
+  let at = 0;
+  for (const v of vs) {
+    out.set(v, at);
+    at += v.length;
+  }
+  return out;
+}
+
+/**
+ * Elements [start, end) of `v` as a fresh vector; 0 <= start <= end <=
+ * length (end defaults to the length).
+ */
+export function frVecSlice(v: Uint8Array, start: number, end?: number): Uint8Array {
+  const k = checked(v, "vector");
+  const stop = end ?? k;
+  checkSliceBounds(start, stop, k);
+  return v.slice(start * E, stop * E);
+}
+
+/** Element-wise a + b. */
+export function frVecAdd(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const k = checkedPair(a, b);
+  return elementwise([a, b], k, (o, [pa, pb], n) => wasm.add(o, pa!, pb!, n));
+}
+
+/** Element-wise a - b. */
+export function frVecSub(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const k = checkedPair(a, b);
+  return elementwise([a, b], k, (o, [pa, pb], n) => wasm.sub(o, pa!, pb!, n));
+}
+
+/** Element-wise -a. */
+export function frVecNeg(a: Uint8Array): Uint8Array {
+  const k = checked(a, "a");
+  return elementwise([a], k, (o, [pa], n) => wasm.neg(o, pa!, n));
+}
+
+/** Element-wise a · b. */
+export function frVecMul(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const k = checkedPair(a, b);
+  return elementwise([a, b], k, (o, [pa, pb], n) => wasm.mul(o, pa!, pb!, n));
+}
+
+/** Element-wise a². */
+export function frVecSquare(a: Uint8Array): Uint8Array {
+  const k = checked(a, "a");
+  return elementwise([a], k, (o, [pa], n) => wasm.sqr(o, pa!, n));
+}
+
+/** c · a for a constant c (any bigint, reduced mod r). */
+export function frVecScale(a: Uint8Array, c: bigint): Uint8Array {
+  const k = checked(a, "a");
+  const factor = constantOf(c, "c");
+  return withHeap(() => {
+    const slot = alloc(SLOT);
+    writeSlot(slot, montgomery(factor));
+    return elementwise([a], k, (o, [pa], n) => wasm.scale(o, pa!, slot, n));
+  });
+}
+
+/** a + c element-wise for a constant c (any bigint, reduced mod r). */
+export function frVecAddConst(a: Uint8Array, c: bigint): Uint8Array {
+  const k = checked(a, "a");
+  const addend = constantOf(c, "c");
+  return withHeap(() => {
+    const p = alloc(E);
+    writeElement(p, addend);
+    return elementwise([a], k, (o, [pa], n) => wasm.add_const(o, pa!, p, n));
+  });
+}
+
+/** Runs a reducing kernel over chunks and adds the per-chunk results mod r. */
+function reduceChunks(inputs: readonly Uint8Array[], count: number, kernel: (o: number, ps: readonly number[], n: number) => void): bigint {
+  if (count === 0) return 0n;
+  return withHeap(() => {
+    const size = Math.min(count, CHUNK);
+    const ps = inputs.map(() => alloc(size * E));
+    const o = alloc(E);
+    let acc = 0n;
+    for (let start = 0; start < count; start += CHUNK) {
+      const n = Math.min(CHUNK, count - start);
+      inputs.forEach((v, j) => load(v, start, n, ps[j]!));
+      kernel(o, ps, n);
+      acc += readElement(o);
+    }
+    return acc % FR_MODULUS;
+  });
+}
+
+/** Σ a_i mod r. */
+export function frVecSum(a: Uint8Array): bigint {
+  const k = checked(a, "a");
+  return reduceChunks([a], k, (o, [pa], n) => wasm.sum(o, pa!, n));
+}
+
+/** Σ a_i · b_i mod r. */
+export function frVecDot(a: Uint8Array, b: Uint8Array): bigint {
+  const k = checkedPair(a, b);
+  return reduceChunks([a, b], k, (o, [pa, pb], n) => wasm.dot(o, pa!, pb!, n));
+}
+
+/**
+ * How a fixed linear combination Σ c_j v_j runs in the module. Coefficients
+ * whose signed representatives (c or c - r) are small integers, as Lagrange
+ * coefficients of parties x = 1, 2, 3, ... are, use lincomb_small: eight
+ * 32-bit word products per term and one cheap reduction. Rational ones N_j / D with
+ * small N_j (Lagrange coefficients of other party sets) use lincomb_small and
+ * one product by 1/D. The rest use Montgomery products (lincomb).
+ */
+type CombinationPlan =
+  | { kind: "small"; coefficients: readonly bigint[]; offset: bigint; inverseDenominator: bigint | undefined }
+  | { kind: "general"; coefficients: readonly bigint[] };
+
+function signedRepresentative(c: bigint): bigint {
+  return c > FR_VEC_HALF_MODULUS ? c - FR_MODULUS : c;
+}
+
+function smallPlan(integers: readonly bigint[], denominator: bigint): CombinationPlan | undefined {
+  let budget = 0n;
+  let negative = 0n;
+  for (const n of integers) {
+    budget += n < 0n ? -n : n;
+    if (n < 0n) negative -= n;
+  }
+  if (integers.length > 255 || budget > SMALL_COEFFICIENT_BUDGET) return undefined;
+  return {
+    kind: "small",
+    coefficients: integers,
+    offset: negative * FR_MODULUS,
+    inverseDenominator: denominator === 1n ? undefined : modPow(denominator, FR_MODULUS - 2n),
+  };
+}
+
+/** Plan for arbitrary field coefficients (given in [0, r)). */
+function combinationPlan(coefficients: readonly bigint[]): CombinationPlan {
+  return smallPlan(coefficients.map(signedRepresentative), 1n) ?? { kind: "general", coefficients };
+}
+
+/**
+ * Runs `plan` over the (validated) vectors for elements [start, start + n),
+ * whose copies are at `ptrs`. mode 0 writes to `o`; mode 1 returns the first
+ * element (relative to the chunk) where the combination is not zero, or -1.
+ */
+function runCombination(plan: CombinationPlan, allPtrs: readonly number[], n: number, o: number, mode: 0 | 1): number {
+  // Terms with coefficient 0 (other check parties in a consistency check) cost nothing.
+  const terms = plan.coefficients.flatMap((c, j) => (c === 0n ? [] : [j]));
+  const ptrs = terms.map((j) => allPtrs[j]!);
+  const coefficients = terms.map((j) => plan.coefficients[j]!);
+  return withHeap(() => {
+    if (plan.kind === "small") {
+      const table = alloc(16 * ptrs.length);
+      const offset = alloc(72);
+      const dv = view();
+      ptrs.forEach((p, j) => {
+        dv.setUint32(table + 16 * j, p, true);
+        dv.setBigInt64(table + 16 * j + 8, coefficients[j]!, true);
+      });
+      writeWords32(offset, plan.offset);
+      const bad = wasm.lincomb_small(o, table, ptrs.length, n, offset, mode);
+      if (mode === 0 && plan.inverseDenominator !== undefined) {
+        const slot = alloc(SLOT);
+        writeSlot(slot, montgomery(plan.inverseDenominator));
+        wasm.scale(o, o, slot, n);
+      }
+      return bad;
+    }
+    if (ptrs.length <= LINCOMB_MAX_TERMS) return wasm.lincomb(o, generalTable(coefficients, ptrs), ptrs.length, n, mode);
+    // More terms than one Montgomery reduction allows: groups, added up.
+    const partial = alloc(n * E);
+    for (let g = 0; g < ptrs.length; g += LINCOMB_MAX_TERMS) {
+      const group = ptrs.slice(g, g + LINCOMB_MAX_TERMS);
+      const table = generalTable(coefficients.slice(g, g + LINCOMB_MAX_TERMS), group);
+      wasm.lincomb(g === 0 ? o : partial, table, group.length, n, 0);
+      if (g > 0) wasm.add(o, o, partial, n);
+    }
+    return mode === 1 ? firstNonZero(o, n) : -1;
+  });
+}
+
+/** lincomb's table: (vector offset, offset of a slot with c_j in Montgomery form) per term. */
+function generalTable(coefficients: readonly bigint[], ptrs: readonly number[]): number {
+  const table = alloc(8 * ptrs.length);
+  ptrs.forEach((p, j) => {
+    const slot = alloc(SLOT);
+    writeSlot(slot, montgomery(coefficients[j]!));
+    view().setUint32(table + 8 * j, p, true);
+    view().setUint32(table + 8 * j + 4, slot, true);
+  });
+  return table;
+}
+
+function firstNonZero(p: number, n: number): number {
+  const bytes = heap();
+  for (let i = p; i < p + n * E; i++) if (bytes[i] !== 0) return Math.floor((i - p) / E);
+  return -1;
+}
+
+/**
+ * Σ_j c_j · v_j element-wise (the Lagrange recombination of GRR/BGW: R.
+ * Gennaro, M. Rabin, T. Rabin, PODC 1998). Needs at least one vector, as
+ * many coefficients (bigints, reduced mod r) as vectors, and equal lengths.
+ */
+export function frVecLinearCombination(vectors: readonly Uint8Array[], coefficients: readonly bigint[]): Uint8Array {
+  const { cs, count } = checkLinearCombinationShape(vectors, coefficients);
+  vectors.forEach((v, j) => checked(v, `vectors[${j}]`));
+  const plan = combinationPlan(cs);
+  return elementwise(vectors, count, (o, ps, n) => void runCombination(plan, ps, n, o, 0));
+}
+
+/**
+ * Draws `count` uniform elements into the module at `p` (rejection sampling,
+ * see FR_VEC_RANDOM_DRAW_BYTES), consuming the rng exactly as the reference
+ * implementation does: rounds of min(missing, FR_VEC_RNG_MAX_BLOCKS) blocks.
+ */
+function drawRandom(p: number, count: number, rng: Rng): void {
+  let filled = 0;
+  while (filled < count) {
+    const blocks = Math.min(count - filled, FR_VEC_RNG_MAX_BLOCKS);
+    const bytes = checkRngOutput(rng(blocks * FR_VEC_RANDOM_DRAW_BYTES), blocks * FR_VEC_RANDOM_DRAW_BYTES);
+    withHeap(() => {
+      const input = alloc(bytes.length);
+      heap().set(bytes, input);
+      filled += wasm.random(p + filled * E, input, blocks);
+    });
+  }
+}
+
+/**
+ * `count` uniform field elements by rejection sampling (see
+ * FR_VEC_RANDOM_DRAW_BYTES). Each round asks the rng for one 32-byte block
+ * per missing element (at most FR_VEC_RNG_MAX_BLOCKS), so no bytes past the
+ * last accepted block are consumed: the stream used is the same however the
+ * request is split.
+ */
+export function frVecRandom(count: number, rng: Rng): Uint8Array {
+  assertCount(count, "count");
+  const out = uninitialized(count);
+  withHeap(() => {
+    const size = Math.min(count, CHUNK);
+    const o = alloc(size * E);
+    for (let start = 0; start < count; start += CHUNK) {
+      const n = Math.min(CHUNK, count - start);
+      drawRandom(o, n, rng);
+      store(out, start, n, o);
+    }
+  });
+  return out;
+}
+
+/**
+ * Shamir sharing (A. Shamir, CACM 1979) of every element, party-major:
+ * result[j] holds party j's shares, the evaluations at x = j + 1 of one
+ * fresh polynomial s_k + a_{k,1} X + ... + a_{k,t} X^t per secret s_k. The
+ * random coefficients are frVecRandom(secrets · t) in the order
+ * a_{0,1..t}, a_{1,1..t}, ...
+ */
+export function frVecShare(secrets: Uint8Array, params: SharingParams, rng: Rng): Uint8Array[] {
+  validateSharingParams(params);
+  const m = checked(secrets, "secrets");
+  const { threshold: t, parties } = params;
+  const result = Array.from({ length: parties }, () => uninitialized(m));
+  if (m === 0) return result;
+  // Per chunk the module holds the secrets, t coefficients and n shares per
+  // secret: keep that near 4 · CHUNK elements however many parties there are.
+  const chunk = Math.max(64, Math.min(CHUNK, Math.floor((4 * CHUNK) / (1 + t + parties))));
+  withHeap(() => {
+    const size = Math.min(m, chunk);
+    const s = alloc(size * E);
+    const coeffs = alloc(size * t * E);
+    const o = alloc(size * parties * E);
+    for (let start = 0; start < m; start += chunk) {
+      const n = Math.min(chunk, m - start);
+      drawRandom(coeffs, n * t, rng);
+      load(secrets, start, n, s);
+      wasm.share(o, n * E, s, coeffs, n, t, parties);
+      result.forEach((shares, j) => store(shares, start, n, o + j * n * E));
+    }
+  });
+  return result;
+}
+
+/** Rational Lagrange coefficients: λ_j(at) = nums[j] / den exactly, den > 0. */
+function rationalLagrange(xs: readonly bigint[], at: bigint): { nums: bigint[]; den: bigint } {
+  const gcd = (a: bigint, b: bigint): bigint => {
+    let [x, y] = [a < 0n ? -a : a, b < 0n ? -b : b];
+    while (y) [x, y] = [y, x % y];
+    return x;
+  };
+  const parts = xs.map((xj, j) => {
+    let num = 1n;
+    let den = 1n;
+    xs.forEach((xm, m) => {
+      if (m !== j) {
+        num *= at - xm;
+        den *= xj - xm;
+      }
+    });
+    if (den < 0n) [num, den] = [-num, -den];
+    const g = gcd(num, den) || 1n;
+    return { num: num / g, den: den / g };
+  });
+  const den = parts.reduce((l, p) => (l / gcd(l, p.den)) * p.den, 1n);
+  return { nums: parts.map((p) => p.num * (den / p.den)), den };
+}
+
+/** The secret row and one zero-check row per check party, each as a CombinationPlan over plan.parties. */
+interface FastPlan {
+  readonly secret: CombinationPlan;
+  readonly checks: readonly CombinationPlan[];
+}
+const fastPlans = new WeakMap<FrVecReconstructionPlan, FastPlan>();
+
+function fastPlanFor(plan: FrVecReconstructionPlan): FastPlan {
+  const hit = fastPlans.get(plan);
+  if (hit !== undefined) return hit;
+  const basisX = plan.basis.map((p) => BigInt(p + 1));
+  const b = plan.basis.length;
+  const secretRational = rationalLagrange(basisX, 0n);
+  const secret =
+    smallPlan(secretRational.nums, secretRational.den) ?? { kind: "general" as const, coefficients: plan.lagrangeAtZero };
+  // Check e: Σ_j λ_j(x_e) y_j - y_e = 0, i.e. Σ_j N_j y_j - D y_e = 0 (D is invertible mod r).
+  const checks = plan.checks.map((party, e): CombinationPlan => {
+    const { nums, den } = rationalLagrange(basisX, BigInt(party + 1));
+    const integers = plan.parties.map((_, i) => (i < b ? nums[i]! : i === b + e ? -den : 0n));
+    const small = smallPlan(integers, 1n);
+    if (small !== undefined) return small;
+    const coefficients = plan.parties.map((_, i) => (i < b ? plan.checkCoefficients[e]![i]! : i === b + e ? FR_MODULUS - 1n : 0n));
+    return { kind: "general", coefficients };
+  });
+  const fast = { secret, checks };
+  fastPlans.set(plan, fast);
+  return fast;
+}
+
+/**
+ * f(0) for every element, from the shares of the parties present
+ * (sharesByParty[p] = party p's vector, x = p + 1; undefined = absent),
+ * where f has degree <= `degree` (t for fresh sharings, 2t for BGW products).
+ * Needs degree + 1 parties (MATH_NOT_ENOUGH_SHARES); with more, every
+ * element is checked to lie on one polynomial of that degree
+ * (MATH_INCONSISTENT_SHARES naming the element index and the disagreeing x
+ * values, never share values).
+ */
+export function frVecReconstruct(sharesByParty: readonly (Uint8Array | undefined)[], degree: number): Uint8Array {
+  const { present, count } = checkReconstructShape(sharesByParty, degree);
+  const vectors = present.map((p) => {
+    const v = sharesByParty[p]!;
+    const bad = firstNonCanonical(v);
+    if (bad >= 0) throw nonCanonicalShare(p, bad);
+    return v;
+  });
+  const plan = reconstructionPlanFor(present, degree);
+  const fast = fastPlanFor(plan);
+  const b = plan.basis.length;
+  const out = uninitialized(count);
+  if (count === 0) return out;
+  withHeap(() => {
+    const size = Math.min(count, CHUNK);
+    const ps = vectors.map(() => alloc(size * E));
+    const o = alloc(size * E);
+    const scratch = fast.checks.length > 0 ? alloc(size * E) : 0;
+    for (let start = 0; start < count; start += CHUNK) {
+      const n = Math.min(CHUNK, count - start);
+      vectors.forEach((v, j) => load(v, start, n, ps[j]!));
+      let firstBad = -1;
+      for (const check of fast.checks) {
+        const bad = runCombination(check, ps, n, scratch, 1);
+        if (bad >= 0 && (firstBad < 0 || bad < firstBad)) firstBad = bad;
+      }
+      if (firstBad >= 0) {
+        const index = start + firstBad;
+        throw inconsistentShares(plan, index, vectors.map((v) => elementOf(v, index)));
+      }
+      runCombination(fast.secret, ps.slice(0, b), n, o, 0);
+      store(out, start, n, o);
+    }
+  });
+  return out;
+}
+
+function elementOf(v: Uint8Array, i: number): bigint {
+  const dv = new DataView(v.buffer, v.byteOffset + i * E, E);
+  return dv.getBigUint64(0, true) | (dv.getBigUint64(8, true) << 64n) | (dv.getBigUint64(16, true) << 128n) | (dv.getBigUint64(24, true) << 192n);
+}
+
+/** Element-wise 1/a (one field inversion per chunk, Montgomery's trick). A zero is MATH_INVALID_ARGUMENT naming its index. */
+export function frVecInvert(a: Uint8Array): Uint8Array {
+  const k = checked(a, "a");
+  const out = uninitialized(k);
+  if (k === 0) return out;
+  withHeap(() => {
+    const size = Math.min(k, CHUNK);
+    const pa = alloc(size * E);
+    const o = alloc(size * E);
+    const scratch = alloc(2 * size * SLOT);
+    for (let start = 0; start < k; start += CHUNK) {
+      const n = Math.min(CHUNK, k - start);
+      load(a, start, n, pa);
+      const zero = wasm.find_zero(pa, n);
+      if (zero >= 0) throw zeroInverse(start + zero);
+      wasm.inv(o, pa, n, scratch);
+      store(out, start, n, o);
+    }
+  });
+  return out;
+}
+
+/**
+ * Element-wise canonical square root: of the two roots ±y, the one whose
+ * canonical value is <= (r - 1) / 2. A non-residue is MATH_INVALID_ARGUMENT
+ * naming its index.
+ */
+export function frVecSqrt(a: Uint8Array): Uint8Array {
+  const k = checked(a, "a");
+  return elementwise([a], k, (o, [pa], n, start) => {
+    const bad = wasm.sqrt(o, pa!, n);
+    if (bad >= 0) throw nonResidue(start + bad);
+  });
+}
+
+/** Element-wise a^e for a constant exponent e >= 0 (0^0 = 1). */
+export function frVecPowConst(a: Uint8Array, e: bigint): Uint8Array {
+  const k = checked(a, "a");
+  assertExponent(e);
+  if (e === 0n) {
+    const out = new Uint8Array(k * E);
+    for (let i = 0; i < k; i++) out[i * E] = 1;
+    return out;
+  }
+  // a^e = a^(e mod (r - 1)) for a != 0 (Fermat); r - 1 instead of 0 keeps 0^e = 0.
+  const reduced = e % (FR_MODULUS - 1n) || FR_MODULUS - 1n;
+  return withHeap(() => {
+    const p = alloc(E);
+    writeElement(p, reduced);
+    const nibbles = reduced.toString(16).length;
+    return elementwise([a], k, (o, [pa], n) => wasm.pow(o, pa!, n, p, nibbles));
+  });
+}
