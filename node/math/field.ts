@@ -75,6 +75,8 @@ function viewOf(bytes: Uint8Array): DataView {
  * asks for one block per missing element, so the stream is never overshot
  * and batch and single sampling agree for the same rng stream.
  */
+const MAX_DRAWS_PER_RNG_CALL = 2048;
+
 export function fillRandomFieldElements(out: bigint[], offset: number, count: number, rng: Rng): void {
   if (!Number.isSafeInteger(count) || count < 0 || !Number.isSafeInteger(offset) || offset < 0) {
     throw new ConsortError("MATH_INVALID_ARGUMENT", `element count and offset must be non-negative integers, got ${String(count)} and ${String(offset)}`, {
@@ -83,7 +85,9 @@ export function fillRandomFieldElements(out: bigint[], offset: number, count: nu
   }
   let filled = 0;
   while (filled < count) {
-    const need = count - filled;
+    // At most 2048 draws (64 KiB) per rng call: platform CSPRNGs such as
+    // crypto.getRandomValues (behind noble's randomBytes) refuse more at once.
+    const need = Math.min(count - filled, MAX_DRAWS_PER_RNG_CALL);
     const bytes = checkRngOutput(rng(need * RANDOM_DRAW_BYTES), need * RANDOM_DRAW_BYTES);
     const view = viewOf(bytes);
     for (let o = 0; o < bytes.length; o += RANDOM_DRAW_BYTES) {

@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import fc from "fast-check";
+import { randomBytes } from "@noble/hashes/utils.js";
 import {
   FR_BYTES,
   FR_MODULUS,
@@ -286,5 +287,18 @@ describe("math/field", () => {
     expect(toField(-1n)).to.equal(R - 1n);
     expect(toField(R * 3n + 7n)).to.equal(7n);
     expectCode(() => toField(1 as unknown as bigint), "MATH_INVALID_ARGUMENT");
+  });
+});
+
+describe("math/field randomness in bulk", () => {
+  it("draws any number of elements from a CSPRNG that refuses more than 64 KiB per call", () => {
+    const picky = (n: number): Uint8Array => {
+      if (n > 65_536) throw new Error(`asked for ${n} bytes at once`);
+      return randomBytes(n);
+    };
+    const out = randomFieldElements(5_000, picky);
+    expect(out).to.have.length(5_000);
+    expect(new Set(out.map(String)).size).to.equal(5_000);
+    for (const x of out) expect(x < R).to.equal(true);
   });
 });
