@@ -88,3 +88,33 @@ export function formatRounded(value: Rational, decimals: number): string {
   const text = digitsOf(negative ? -scaled : scaled, decimals);
   return negative ? `-${text}` : text;
 }
+
+/** floor(sqrt(n)) for n >= 0 (Newton's method on bigints, exact). */
+export function isqrt(n: bigint): bigint {
+  if (n < 0n) throw new RangeError("isqrt: negative argument");
+  if (n < 2n) return n;
+  // Start above the root (2^ceil(bits/2) > sqrt(n)); the iteration then decreases monotonically to floor(sqrt(n)).
+  let x = 1n << BigInt(Math.ceil(n.toString(2).length / 2));
+  for (;;) {
+    const y = (x + n / x) >> 1n;
+    if (y >= x) return x;
+    x = y;
+  }
+}
+
+/**
+ * sqrt(num / den) rounded half-to-even to exactly `decimals` digits, for
+ * num >= 0 and den > 0. Exact: with X = num · 10^(2·decimals) / den, the
+ * result is s = floor(sqrt(X)) or s + 1, decided by comparing X with
+ * (s + 1/2)^2 in integers (a tie happens only when X is exactly that square).
+ */
+export function formatSqrtRounded(value: Rational, decimals: number): string {
+  if (value.den <= 0n || value.num < 0n) throw new RangeError("formatSqrtRounded: needs num >= 0 and den > 0");
+  const scaledNum = value.num * 10n ** BigInt(2 * decimals);
+  let s = isqrt(scaledNum / value.den); // floor(sqrt(X)) = isqrt(floor(X))
+  // X vs (s + 1/2)^2  <=>  4·scaledNum vs den·(2s + 1)^2.
+  const lhs = 4n * scaledNum;
+  const rhs = value.den * (2n * s + 1n) ** 2n;
+  if (lhs > rhs || (lhs === rhs && (s & 1n) === 1n)) s += 1n;
+  return digitsOf(s, decimals);
+}

@@ -8,6 +8,7 @@
  *   value) or bigints (whole numbers). The value is scaled by 2^frac and
  *   rounded to the nearest integer, ties to even; the rounded integer must lie
  *   in the int(bits) range. So "0.1" with frac = 16 becomes 6554 (0.100006...).
+ * - bit: 0 or 1 (bigint, number or string).
  * - field: integers in [0, r).
  *
  * Errors name the input and the index of the offending value but never the
@@ -60,6 +61,12 @@ export function encodeValue(type: SecretType, value: InputValue, inputName: stri
       if (q === undefined) throw outOfRange(inputName, index, type, "is not a decimal number (bigint, finite number or string like \"-12.5\")");
       const v = roundHalfEven(q.num << BigInt(type.frac), q.den);
       if (!inRange(type, v)) throw outOfRange(inputName, index, type, "is out of range");
+      return v;
+    }
+    case "bit": {
+      const v = integerOf(value);
+      if (v === undefined) throw outOfRange(inputName, index, type, "is not an integer (0 or 1)");
+      if (v !== 0n && v !== 1n) throw outOfRange(inputName, index, type, "is not 0 or 1");
       return v;
     }
     case "field": {

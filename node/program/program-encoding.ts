@@ -5,8 +5,12 @@
  * Encoding: canonical JSON (node/program/canonical-json.ts) of
  *   {"derived":[...],"gates":[...],"name":...,"outputs":[...],"version":"consort.program/v1"}
  * with gates in topological order (gate i defines wire i), public constants
- * and denominators as decimal strings, types as {"bits":..,"kind":"int"},
- * {"bits":..,"frac":..,"kind":"fixed"} or {"kind":"field"}.
+ * and derived denominators as decimal strings, integer gate parameters
+ * (shift, times, start, end, size, frac) and wire references as JSON
+ * numbers, types as {"bits":..,"kind":"int"}, {"bits":..,"frac":..,"kind":"fixed"},
+ * {"kind":"bit"} or {"kind":"field"}. A quotient output carries two more
+ * keys, "denominator" (a wire) and "decimals"; other outputs have exactly
+ * name, reveal and wire, so phase-1 programs encode as they always did.
  *
  * programHash = keccak256 of the exact bytes, "0x"-prefixed lowercase hex,
  * the same value Solidity's keccak256 gives over the bytes.
@@ -15,7 +19,17 @@ import { keccak_256 } from "@noble/hashes/sha3.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { ConsortError } from "../errors.ts";
 import { bytesEqual, canonicalJsonBytes, firstDifference, parseJsonBytes, type JsonValue } from "./canonical-json.ts";
-import { PROGRAM_LIMITS, checkProgram, validateProgram, type Gate, type Program } from "./program.ts";
+import {
+  OP_SPECS,
+  PROGRAM_LIMITS,
+  checkProgram,
+  isQuotientOutput,
+  validateProgram,
+  type Gate,
+  type GateParams,
+  type Program,
+  type ProgramOutput,
+} from "./program.ts";
 import type { SecretType } from "./secret-types.ts";
 
 function typeToJson(type: SecretType): JsonValue {
@@ -24,6 +38,8 @@ function typeToJson(type: SecretType): JsonValue {
       return { kind: "int", bits: type.bits };
     case "fixed":
       return { kind: "fixed", bits: type.bits, frac: type.frac };
+    case "bit":
+      return { kind: "bit" };
     case "field":
       return { kind: "field" };
   }
@@ -31,17 +47,21 @@ function typeToJson(type: SecretType): JsonValue {
 
 function gateToJson(gate: Gate): JsonValue {
   const common = { id: gate.id, op: gate.op, length: gate.length, type: typeToJson(gate.type) };
-  switch (gate.op) {
-    case "input":
-      return { ...common, name: gate.name, owner: gate.owner };
-    case "mulConst":
-    case "addConst":
-      return { ...common, args: [...gate.args], constant: gate.constant.toString() };
-    case "add":
-    case "sub":
-    case "reduceSum":
-      return { ...common, args: [...gate.args] };
+  if (gate.op === "input") return { ...common, name: gate.name, owner: gate.owner };
+  const spec = OP_SPECS[gate.op];
+  const json: Record<string, JsonValue> = { ...common, args: [...gate.args] };
+  if (spec.constant) json["constant"] = (gate as GateParams).constant!.toString();
+  for (const name of spec.ints) json[name] = (gate as GateParams)[name]!;
+  return json;
+}
+
+function outputToJson(output: ProgramOutput): JsonValue {
+  const json: Record<string, JsonValue> = { name: output.name, wire: output.wire, reveal: output.reveal };
+  if (isQuotientOutput(output)) {
+    json["denominator"] = output.denominator;
+    json["decimals"] = output.decimals;
   }
+  return json;
 }
 
 /** The JSON document of a (validated) program, before canonical serialisation. */
@@ -51,7 +71,7 @@ export function programToJson(program: Program): JsonValue {
     version: p.version,
     name: p.name,
     gates: p.gates.map(gateToJson),
-    outputs: p.outputs.map((o) => ({ name: o.name, wire: o.wire, reveal: o.reveal })),
+    outputs: p.outputs.map(outputToJson),
     derived: p.derived.map((d) => ({
       name: d.name,
       op: d.op,

@@ -4,14 +4,37 @@
  * A program is a list of gates in topological order. Gate i defines wire i
  * (dense ids: a gate may only read wires with smaller ids). Every wire is a
  * VECTOR of `length` field elements of one SecretType; gates act element-wise
- * (add, sub, mulConst, addConst) or reduce (reduceSum -> length 1), so one
- * gate covers a whole column of data and the engine batches per layer.
+ * (add, mul, ltz, select, ...), reduce (reduceSum, dot, max -> length 1) or
+ * rearrange (concat, repeat, tile, slice), so one gate covers a whole column
+ * of data and the engine batches every gate of one round into one message.
+ *
+ * Gate ops, by what they cost on shares (node/protocol documents the
+ * protocols and their exact round and multiplication counts):
+ * - local, no communication: input, add, sub, mulConst, addConst, reduceSum,
+ *   segmentSum, not, setFrac, concat, repeat, tile, slice;
+ * - one multiplication round: mul (element-wise; of two bits it is AND),
+ *   dot (Σ a_i·b_i, ONE degree reduction whatever the length), select
+ *   (c ? x : y = c·(x − y) + y);
+ * - comparison protocols (random bits, an opening, a log-depth carry
+ *   circuit): ltz (a < 0), eqz (a == 0), and the tournaments max, argmax and
+ *   secondMax (log2(length) comparison rounds);
+ * - trunc (probabilistic truncation: the stored integer divided by 2^shift,
+ *   rounded down or up at random; one opening).
  *
  * Inputs are gates of op "input": each names its data owner by index into the
- * task's ordered data-owner list. Outputs open a wire; "derived" outputs are
- * public functions of opened outputs (a ratio to a public denominator, e.g. a
- * mean = opened total / public count), computed by everyone after opening:
- * they reveal nothing beyond the opened output they are derived from.
+ * task's ordered data-owner list. Outputs reveal a wire: to all parties
+ * (reveal "all", opened and written into the on-chain result) or only to the
+ * task's requester (reveal "requester": parties keep shares, the result holds
+ * a commitment). A quotient output reveals wire / denominator (element-wise,
+ * both secret) as an exact rational rendered with `decimals` digits, and
+ * nothing else. "Derived" outputs are public functions of opened outputs (a
+ * ratio to a public denominator, a square root of one), computed by everyone
+ * after opening: they reveal nothing beyond the output they are derived from.
+ *
+ * Format versioning: this file defines "consort.program/v1". Ops, output
+ * forms and derived ops were only ever ADDED to v1 (phase 1 had the linear
+ * ops, ratio outputs and reveal "all"); nothing existing changed meaning or
+ * encoding, so every phase-1 program keeps its bytes and its hash.
  *
  * Every Program value that leaves this module has been validated and frozen;
  * `validateProgram` checks (and freezes a copy of) programs built by hand.
@@ -19,13 +42,20 @@
 import { ConsortError } from "../errors.ts";
 import { SIGNED_MAX, SIGNED_MIN } from "../math/field.ts";
 import {
+  MAX_FRAC_BITS,
   MAX_INPUT_BITS,
+  bit,
+  bitsForRange,
   checkSecretType,
   describeType,
   field,
+  fixed,
+  int,
   isRanged,
   rangeOf,
+  typeBits,
   typeEquals,
+  typeFamily,
   typeForRange,
   type IntegerRange,
   type RangedType,
@@ -45,21 +75,51 @@ export const PROGRAM_LIMITS = Object.freeze({
   maxWireLength: 1 << 20,
   /** Sum of all wire lengths: bounds the memory of one evaluation. */
   maxTotalElements: 1 << 22,
-  /** Operands of one n-ary add. */
+  /** Operands of one n-ary add or concat. */
   maxAddArgs: 65_536,
   /** Data owners one program may name: the registry's cap (createTask must fit the 2^24 per-transaction gas limit). */
   maxDataOwners: 256,
-  /** Digits after the decimal point of a derived ratio. */
+  /** Digits after the decimal point of a derived ratio or a quotient. */
   maxDecimals: 64,
+  /**
+   * Bound on the interactive work of one program: Σ over interactive gates
+   * of (elements × bit width) for comparisons and truncations, and elements
+   * for multiplications (see `interactiveWork`). The random bits and
+   * intermediate carries of a run are proportional to it (32 bytes each).
+   */
+  maxInteractiveWork: 1 << 23,
 });
+
+/**
+ * κ, the statistical security parameter of comparisons and truncations: the
+ * value opened to mask a k-bit secret a is a + r with r about κ bits wider
+ * than a, so it is within statistical distance 2^-κ of a value independent
+ * of a (Catrina and de Hoogh, SCN 2010, §3).
+ */
+export const STATISTICAL_SECURITY_BITS = 40;
+
+/**
+ * Widest k a comparison (ltz, eqz, the comparisons inside max/argmax/
+ * secondMax) or a truncation may work on. The masked value 2^(k-1) + a +
+ * 2^m·r'' + r' must stay below r > 2^253, which is Catrina–de Hoogh's
+ * k + κ + 1 <= 253 plus 7 bits: r'' is the sum of the contributions of t + 1
+ * <= 128 dealers (node/protocol/preprocessing.ts), so it can be 2^7 times
+ * wider than one. k <= 205 for κ = 40.
+ */
+export const MAX_COMPARISON_BITS = 253 - STATISTICAL_SECURITY_BITS - 1 - 7;
 
 /** Names of the program, its inputs and outputs: ASCII, readable on a block explorer, no normalisation issues. */
 export const PROGRAM_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 export const IO_NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 
-/** Who learns an opened output. v1 opens to all parties; "requester" (output to the task's requester only) comes later. */
-export type Reveal = "all";
-export const REVEAL_MODES: readonly Reveal[] = Object.freeze(["all"]);
+/**
+ * Who learns an output: "all" opens it to every party (and the on-chain
+ * result shows it); "requester" reveals it only to the task's requester,
+ * whose client reconstructs it from the parties' shares (the on-chain result
+ * holds a commitment to those shares instead of the value).
+ */
+export type Reveal = "all" | "requester";
+export const REVEAL_MODES: readonly Reveal[] = Object.freeze(["all", "requester"]);
 
 interface GateBase {
   /** The wire this gate defines; equals the gate's index. */
@@ -102,32 +162,201 @@ export interface ReduceSumGate extends GateBase {
   readonly op: "reduceSum";
   readonly args: readonly [number];
 }
-export type ComputeGate = AddGate | SubGate | MulConstGate | AddConstGate | ReduceSumGate;
+/**
+ * Element-wise product. int × int -> int, fixed × fixed -> fixed with the
+ * fracs added (the exact product; `trunc` rescales), int × fixed -> fixed,
+ * bit × x -> x's type, bit × bit -> bit (logical AND), field × field -> field.
+ */
+export interface MulGate extends GateBase {
+  readonly op: "mul";
+  readonly args: readonly [number, number];
+}
+/** Σ_i a_i · b_i (length 1), typed like mul then summed. */
+export interface DotGate extends GateBase {
+  readonly op: "dot";
+  readonly args: readonly [number, number];
+}
+/** Element-wise a < 0 (bit). */
+export interface LtzGate extends GateBase {
+  readonly op: "ltz";
+  readonly args: readonly [number];
+}
+/** Element-wise a == 0 (bit). */
+export interface EqzGate extends GateBase {
+  readonly op: "eqz";
+  readonly args: readonly [number];
+}
+/** Element-wise 1 - a of a bit (bit). */
+export interface NotGate extends GateBase {
+  readonly op: "not";
+  readonly args: readonly [number];
+}
+/** Element-wise c ? x : y for a bit c (args [c, x, y]). */
+export interface SelectGate extends GateBase {
+  readonly op: "select";
+  readonly args: readonly [number, number, number];
+}
+/**
+ * Element-wise probabilistic truncation of the stored integer: a / 2^shift
+ * rounded down or up, up with probability equal to the discarded fraction
+ * (so the result is unbiased). For fixed wires frac decreases by shift (the
+ * value is kept, the precision drops); for int wires it divides by 2^shift.
+ */
+export interface TruncGate extends GateBase {
+  readonly op: "trunc";
+  readonly args: readonly [number];
+  readonly shift: number;
+}
+/**
+ * Tournaments over the elements of one wire (length 1 results): max is the
+ * largest element, argmax the index (0-based) of its first occurrence (ties
+ * go to the lowest index), secondMax the largest element once one occurrence
+ * of the max is removed (the price of a second-price auction; needs length >= 2).
+ */
+export interface TournamentGate extends GateBase {
+  readonly op: "max" | "argmax" | "secondMax";
+  readonly args: readonly [number];
+}
+/** The wires one after another (one type family). */
+export interface ConcatGate extends GateBase {
+  readonly op: "concat";
+  readonly args: readonly number[];
+}
+/** repeat: each element `times` times in a row (a0 a0 a1 a1); tile: the whole wire `times` times (a0 a1 a0 a1). */
+export interface RepeatGate extends GateBase {
+  readonly op: "repeat" | "tile";
+  readonly args: readonly [number];
+  readonly times: number;
+}
+/** Elements [start, end) of a wire. */
+export interface SliceGate extends GateBase {
+  readonly op: "slice";
+  readonly args: readonly [number];
+  readonly start: number;
+  readonly end: number;
+}
+/** Sums of consecutive groups of `size` elements (length / size results). */
+export interface SegmentSumGate extends GateBase {
+  readonly op: "segmentSum";
+  readonly args: readonly [number];
+  readonly size: number;
+}
+/**
+ * Reinterprets the stored integers as fixed(·, frac): the value becomes
+ * stored / 2^frac (no computation). With mulConst it converts int to fixed
+ * (x -> x · 2^f, setFrac f) and rescales fixed values.
+ */
+export interface SetFracGate extends GateBase {
+  readonly op: "setFrac";
+  readonly args: readonly [number];
+  readonly frac: number;
+}
+export type ComputeGate =
+  | AddGate
+  | SubGate
+  | MulConstGate
+  | AddConstGate
+  | ReduceSumGate
+  | MulGate
+  | DotGate
+  | LtzGate
+  | EqzGate
+  | NotGate
+  | SelectGate
+  | TruncGate
+  | TournamentGate
+  | ConcatGate
+  | RepeatGate
+  | SliceGate
+  | SegmentSumGate
+  | SetFracGate;
 export type Gate = InputGate | ComputeGate;
 export type GateOp = Gate["op"];
-export const GATE_OPS: readonly GateOp[] = Object.freeze(["input", "add", "sub", "mulConst", "addConst", "reduceSum"]);
+export type ComputeOp = ComputeGate["op"];
+
+/** Named integer parameters a gate op may carry, besides the bigint `constant`. */
+export type GateIntParam = "shift" | "times" | "start" | "end" | "size" | "frac";
+/** The parameters of a compute gate (only those its op declares are set). */
+export interface GateParams {
+  readonly constant?: bigint;
+  readonly shift?: number;
+  readonly times?: number;
+  readonly start?: number;
+  readonly end?: number;
+  readonly size?: number;
+  readonly frac?: number;
+}
+
+interface OpSpec {
+  /** Fewest and most operands. */
+  readonly arity: readonly [number, number];
+  readonly constant: boolean;
+  readonly ints: readonly GateIntParam[];
+}
+/** Arity and parameters of every compute op: the single source for validation, encoding and the builder. */
+export const OP_SPECS: Readonly<Record<ComputeOp, OpSpec>> = Object.freeze({
+  add: { arity: [2, 65_536], constant: false, ints: [] },
+  sub: { arity: [2, 2], constant: false, ints: [] },
+  mulConst: { arity: [1, 1], constant: true, ints: [] },
+  addConst: { arity: [1, 1], constant: true, ints: [] },
+  reduceSum: { arity: [1, 1], constant: false, ints: [] },
+  mul: { arity: [2, 2], constant: false, ints: [] },
+  dot: { arity: [2, 2], constant: false, ints: [] },
+  ltz: { arity: [1, 1], constant: false, ints: [] },
+  eqz: { arity: [1, 1], constant: false, ints: [] },
+  not: { arity: [1, 1], constant: false, ints: [] },
+  select: { arity: [3, 3], constant: false, ints: [] },
+  trunc: { arity: [1, 1], constant: false, ints: ["shift"] },
+  max: { arity: [1, 1], constant: false, ints: [] },
+  argmax: { arity: [1, 1], constant: false, ints: [] },
+  secondMax: { arity: [1, 1], constant: false, ints: [] },
+  concat: { arity: [2, 65_536], constant: false, ints: [] },
+  repeat: { arity: [1, 1], constant: false, ints: ["times"] },
+  tile: { arity: [1, 1], constant: false, ints: ["times"] },
+  slice: { arity: [1, 1], constant: false, ints: ["start", "end"] },
+  segmentSum: { arity: [1, 1], constant: false, ints: ["size"] },
+  setFrac: { arity: [1, 1], constant: false, ints: ["frac"] },
+});
+export const GATE_OPS: readonly GateOp[] = Object.freeze(["input", ...(Object.keys(OP_SPECS) as ComputeOp[])]);
 
 export interface ProgramOutput {
   readonly name: string;
   readonly wire: number;
   readonly reveal: Reveal;
+  /**
+   * Set (with `decimals`) for a quotient output: the output is wire /
+   * denominator element-wise, both secret wires (ranged, equal lengths),
+   * revealed as the exact rational and rendered half-to-even with `decimals`
+   * digits ("undefined" where the denominator is 0). Only with reveal "all".
+   */
+  readonly denominator?: number;
+  readonly decimals?: number;
+}
+
+/** Whether `output` is a quotient output (wire / denominator). */
+export function isQuotientOutput(output: ProgramOutput): output is ProgramOutput & { readonly denominator: number; readonly decimals: number } {
+  return output.denominator !== undefined;
 }
 
 /**
- * A public output computed from an opened one: numerator / denominator,
- * element-wise, rounded half-to-even to `decimals` digits after the point.
- * The numerator's value is its decoded number (fixed: stored / 2^frac).
+ * A public output computed from an opened one, element-wise, rounded
+ * half-to-even to `decimals` digits after the point; the numerator's value
+ * is its decoded number (fixed: stored / 2^frac):
+ * - "ratio": numerator / denominator;
+ * - "sqrt": the square root of numerator / denominator ("undefined" if it is
+ *   negative), e.g. a standard deviation from an opened n²·variance.
  */
 export interface RatioOutput {
   readonly name: string;
-  readonly op: "ratio";
-  /** Name of an output in `outputs` of int or fixed type. */
+  readonly op: "ratio" | "sqrt";
+  /** Name of an output in `outputs` of int, fixed or bit type, revealed to all, not a quotient. */
   readonly numerator: string;
   /** A public positive integer. */
   readonly denominator: bigint;
   readonly decimals: number;
 }
 export type DerivedOutput = RatioOutput;
+export const DERIVED_OPS: readonly DerivedOutput["op"][] = Object.freeze(["ratio", "sqrt"]);
 
 export interface Program {
   readonly version: typeof PROGRAM_VERSION;
@@ -138,9 +367,12 @@ export interface Program {
 }
 
 /**
- * Opened output values, keyed by output name (secret outputs only, not
- * derived ones): each a vector of field elements in [0, r) of the output's
- * wire length. runProgram returns this; encodeResult renders it.
+ * Opened output values, keyed by output name (outputs revealed to all, not
+ * derived ones): field elements in [0, r). A plain output has one element
+ * per element of its wire. A quotient output has TWO per element, the reduced
+ * fraction a/b of its exact value: a (signed embedding) then b in [0, r)
+ * with b > 0, or a = b = 0 where the denominator was 0. runProgram and
+ * evaluatePlain return this; encodeResult renders it.
  */
 export type OpenedOutputs = ReadonlyMap<string, readonly bigint[]>;
 
@@ -157,68 +389,275 @@ export function checkConstant(value: unknown, what: string): bigint {
   return value;
 }
 
-/** The (type, length) of a gate's wire given its operands; PROGRAM_INVALID naming `what` on a rule violation. */
-export function inferGate(
-  op: Exclude<GateOp, "input">,
-  operands: readonly { readonly type: SecretType; readonly length: number }[],
-  constant: bigint | undefined,
-  what: string,
-): { type: SecretType; length: number } {
-  const first = operands[0];
-  if (first === undefined) throw invalid(`${what} (${op}) has no operands`, { at: what });
-  const arity = op === "add" ? undefined : op === "sub" ? 2 : 1;
-  if (arity !== undefined && operands.length !== arity) {
-    throw invalid(`${what} (${op}) takes ${arity} operand(s), got ${operands.length}`, { at: what });
-  }
-  if (op === "add" && (operands.length < 2 || operands.length > PROGRAM_LIMITS.maxAddArgs)) {
-    throw invalid(`${what} (add) takes 2 to ${PROGRAM_LIMITS.maxAddArgs} operands, got ${operands.length}`, { at: what });
-  }
-  for (let i = 1; i < operands.length; i++) {
-    const other = operands[i]!;
-    if (other.length !== first.length) {
-      throw invalid(`${what} (${op}): operand ${i} has length ${other.length}, operand 0 has length ${first.length}`, { at: what });
-    }
-    const sameFamily =
-      other.type.kind === first.type.kind &&
-      (first.type.kind !== "fixed" || (other.type.kind === "fixed" && other.type.frac === first.type.frac));
-    if (!sameFamily) {
-      throw invalid(
-        `${what} (${op}): operand ${i} is ${describeType(other.type)}, operand 0 is ${describeType(first.type)} (operands must share kind and frac)`,
-        { at: what },
-      );
-    }
-  }
-  if ((op === "mulConst" || op === "addConst") && constant === undefined) {
-    throw invalid(`${what} (${op}) needs a constant`, { at: what });
-  }
-  const length = op === "reduceSum" ? 1 : first.length;
-  if (!isRanged(first.type)) return { type: field(), length };
+/** Bounds of the integer parameters (checked for every gate). */
+const INT_PARAM_BOUNDS: Readonly<Record<GateIntParam, readonly [number, number]>> = {
+  shift: [1, MAX_COMPARISON_BITS - 1],
+  times: [1, PROGRAM_LIMITS.maxWireLength],
+  start: [0, PROGRAM_LIMITS.maxWireLength],
+  end: [1, PROGRAM_LIMITS.maxWireLength],
+  size: [1, PROGRAM_LIMITS.maxWireLength],
+  frac: [0, MAX_FRAC_BITS],
+};
 
-  const ranges = operands.map((o) => rangeOf(o.type as RangedType));
-  let range: IntegerRange;
+type Operand = { readonly type: SecretType; readonly length: number };
+
+function rangeUnion(a: IntegerRange, b: IntegerRange): IntegerRange {
+  return { lo: a.lo < b.lo ? a.lo : b.lo, hi: a.hi > b.hi ? a.hi : b.hi };
+}
+
+function rangeProduct(a: IntegerRange, b: IntegerRange): IntegerRange {
+  const corners = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi];
+  let lo = corners[0]!;
+  let hi = corners[0]!;
+  for (const c of corners) {
+    if (c < lo) lo = c;
+    if (c > hi) hi = c;
+  }
+  return { lo, hi };
+}
+
+function floorDiv(a: bigint, b: bigint): bigint {
+  const q = a / b;
+  return a % b !== 0n && a < 0n !== b < 0n ? q - 1n : q;
+}
+
+/** Whether two operands may meet in one linear gate (same family: int/bit, fixed with one frac, or field). */
+function sameFamily(a: SecretType, b: SecretType): boolean {
+  return typeFamily(a) === typeFamily(b);
+}
+
+/** Throws unless a ranged operand of width k fits the comparison protocols (k + κ + 8 <= 253). */
+function checkComparable(k: number, what: string, op: string): void {
+  if (k > MAX_COMPARISON_BITS) {
+    throw invalid(
+      `${what} (${op}) works on ${k}-bit values; comparisons and truncations take at most ${MAX_COMPARISON_BITS} bits (k + κ + 8 <= 253 with κ = ${STATISTICAL_SECURITY_BITS})`,
+      { at: what, bits: k, limit: MAX_COMPARISON_BITS },
+    );
+  }
+}
+
+/**
+ * The type of Σ_{i<terms} a_i·b_i (mul: terms = 1; dot: the length), from
+ * the exact product range; PROGRAM_INVALID for field × ranged or too many
+ * fractional bits.
+ */
+function productType(a: SecretType, b: SecretType, terms: number, what: string, op: string): SecretType {
+  if (a.kind === "field" || b.kind === "field") {
+    if (a.kind !== b.kind) {
+      throw invalid(`${what} (${op}): a field wire can only be multiplied by a field wire, got ${describeType(a)} and ${describeType(b)}`, { at: what });
+    }
+    return field();
+  }
+  if (terms === 1) {
+    if (a.kind === "bit" && b.kind === "bit") return bit();
+    // A bit times x is x or 0, and 0 is in every ranged type.
+    if (a.kind === "bit") return b;
+    if (b.kind === "bit") return a;
+  }
+  const product = rangeProduct(rangeOf(a), rangeOf(b));
+  const n = BigInt(terms);
+  const range = { lo: product.lo * n, hi: product.hi * n };
+  const frac = (a.kind === "fixed" ? a.frac : 0) + (b.kind === "fixed" ? b.frac : 0);
+  if (a.kind !== "fixed" && b.kind !== "fixed") return typeForRange(int(1), range, what);
+  if (frac > MAX_FRAC_BITS) {
+    throw invalid(`${what} (${op}): the product has ${frac} fractional bits, the limit is ${MAX_FRAC_BITS}; truncate an operand first`, { at: what });
+  }
+  return typeForRange(fixed(1, frac), range, what);
+}
+
+/**
+ * The (type, length) of a gate's wire given its operands and parameters;
+ * PROGRAM_INVALID naming `what` on a rule violation.
+ */
+export function inferGate(op: ComputeOp, operands: readonly Operand[], params: GateParams, what: string): { type: SecretType; length: number } {
+  const spec = OP_SPECS[op];
+  if (spec === undefined) throw invalid(`${what}: unknown op ${JSON.stringify(String(op))}`, { at: what });
+  const [minArgs, maxArgs] = spec.arity;
+  if (operands.length < minArgs || operands.length > maxArgs) {
+    const expected = minArgs === maxArgs ? `${minArgs}` : `${minArgs} to ${maxArgs}`;
+    throw invalid(`${what} (${op}) takes ${expected} operand(s), got ${operands.length}`, { at: what });
+  }
+  if (spec.constant && params.constant === undefined) throw invalid(`${what} (${op}) needs a constant`, { at: what });
+  for (const name of spec.ints) {
+    const value = params[name];
+    const [lo, hi] = INT_PARAM_BOUNDS[name];
+    if (typeof value !== "number" || !Number.isSafeInteger(value) || value < lo || value > hi) {
+      throw invalid(`${what} (${op}): ${name} must be an integer in [${lo}, ${hi}], got ${String(value)}`, { at: what, [name]: String(value) });
+    }
+  }
+  const first = operands[0]!;
+  const t0 = first.type;
+  const L = first.length;
+  const equalLengths = (from: number): void => {
+    for (let i = from; i < operands.length; i++) {
+      if (operands[i]!.length !== operands[from - 1]!.length) {
+        throw invalid(`${what} (${op}): operand ${i} has length ${operands[i]!.length}, operand ${from - 1} has length ${operands[from - 1]!.length}`, {
+          at: what,
+        });
+      }
+    }
+  };
+  const familyOf = (from: number): void => {
+    for (let i = from + 1; i < operands.length; i++) {
+      if (!sameFamily(operands[i]!.type, operands[from]!.type)) {
+        throw invalid(
+          `${what} (${op}): operand ${i} is ${describeType(operands[i]!.type)}, operand ${from} is ${describeType(operands[from]!.type)} (operands must share kind and frac)`,
+          { at: what },
+        );
+      }
+    }
+  };
+  const ranged = (o: Operand, index: number): RangedType => {
+    if (!isRanged(o.type)) throw invalid(`${what} (${op}): operand ${index} is of type field; ${op} needs an int, fixed or bit operand`, { at: what });
+    return o.type;
+  };
+  const mustBeBit = (o: Operand, index: number): void => {
+    if (o.type.kind !== "bit") throw invalid(`${what} (${op}): operand ${index} must be a bit, got ${describeType(o.type)}`, { at: what });
+  };
+
   switch (op) {
     case "add":
-      range = ranges.reduce((acc, r) => ({ lo: acc.lo + r.lo, hi: acc.hi + r.hi }));
-      break;
     case "sub":
-      range = { lo: ranges[0]!.lo - ranges[1]!.hi, hi: ranges[0]!.hi - ranges[1]!.lo };
-      break;
-    case "mulConst": {
-      const a = ranges[0]!.lo * constant!;
-      const b = ranges[0]!.hi * constant!;
-      range = a <= b ? { lo: a, hi: b } : { lo: b, hi: a };
-      break;
-    }
+    case "mulConst":
     case "addConst":
-      range = { lo: ranges[0]!.lo + constant!, hi: ranges[0]!.hi + constant! };
-      break;
-    case "reduceSum": {
-      const n = BigInt(first.length);
-      range = { lo: ranges[0]!.lo * n, hi: ranges[0]!.hi * n };
-      break;
+    case "reduceSum":
+    case "segmentSum": {
+      equalLengths(1);
+      familyOf(0);
+      let length = L;
+      if (op === "reduceSum") length = 1;
+      if (op === "segmentSum") {
+        const size = params.size!;
+        if (L % size !== 0) throw invalid(`${what} (segmentSum): size ${size} does not divide the length ${L}`, { at: what });
+        length = L / size;
+      }
+      if (!isRanged(t0)) return { type: field(), length };
+      const ranges = operands.map((o) => rangeOf(o.type as RangedType));
+      let range: IntegerRange;
+      switch (op) {
+        case "add":
+          range = ranges.reduce((acc, r) => ({ lo: acc.lo + r.lo, hi: acc.hi + r.hi }));
+          break;
+        case "sub":
+          range = { lo: ranges[0]!.lo - ranges[1]!.hi, hi: ranges[0]!.hi - ranges[1]!.lo };
+          break;
+        case "mulConst":
+          range = rangeProduct(ranges[0]!, { lo: params.constant!, hi: params.constant! });
+          break;
+        case "addConst":
+          range = { lo: ranges[0]!.lo + params.constant!, hi: ranges[0]!.hi + params.constant! };
+          break;
+        case "reduceSum":
+        case "segmentSum": {
+          const n = BigInt(op === "reduceSum" ? L : params.size!);
+          range = { lo: ranges[0]!.lo * n, hi: ranges[0]!.hi * n };
+          break;
+        }
+      }
+      return { type: typeForRange(t0, range, what), length };
+    }
+    case "mul":
+    case "dot": {
+      equalLengths(1);
+      if (op === "mul") return { type: productType(t0, operands[1]!.type, 1, what, op), length: L };
+      return { type: productType(t0, operands[1]!.type, L, what, op), length: 1 };
+    }
+    case "ltz":
+    case "eqz": {
+      checkComparable(typeBits(ranged(first, 0)), what, op);
+      return { type: bit(), length: L };
+    }
+    case "not":
+      mustBeBit(first, 0);
+      return { type: bit(), length: L };
+    case "select": {
+      mustBeBit(first, 0);
+      equalLengths(1);
+      familyOf(1);
+      const x = operands[1]!.type;
+      const y = operands[2]!.type;
+      if (x.kind === "field") return { type: field(), length: L };
+      if (x.kind === "bit" && y.kind === "bit") return { type: bit(), length: L };
+      return { type: typeForRange(x, rangeUnion(rangeOf(x), rangeOf(y as RangedType)), what), length: L };
+    }
+    case "trunc": {
+      const type = ranged(first, 0);
+      const shift = params.shift!;
+      if (type.kind === "bit") throw invalid(`${what} (trunc): truncating a bit makes no sense`, { at: what });
+      if (type.kind === "fixed" && shift > type.frac) {
+        throw invalid(`${what} (trunc): shift ${shift} exceeds the ${type.frac} fractional bits of ${describeType(type)}`, { at: what });
+      }
+      checkComparable(Math.max(typeBits(type), shift + 1), what, op);
+      const r = rangeOf(type);
+      const d = 1n << BigInt(shift);
+      // Rounded down or up: [floor(lo / 2^s), ceil(hi / 2^s)].
+      const range = { lo: floorDiv(r.lo, d), hi: -floorDiv(-r.hi, d) };
+      return { type: typeForRange(type.kind === "fixed" ? fixed(1, type.frac - shift) : type, range, what), length: L };
+    }
+    case "max":
+    case "argmax":
+    case "secondMax": {
+      const type = ranged(first, 0);
+      // The tournament compares differences of two elements: one bit wider.
+      checkComparable(typeBits(type) + 1, what, op);
+      if (op === "secondMax" && L < 2) throw invalid(`${what} (secondMax) needs at least 2 elements, got ${L}`, { at: what });
+      if (op === "argmax") return { type: int(bitsForRange({ lo: 0n, hi: BigInt(L - 1) })), length: 1 };
+      return { type, length: 1 };
+    }
+    case "concat": {
+      familyOf(0);
+      let length = 0;
+      for (const o of operands) length += o.length;
+      if (length > PROGRAM_LIMITS.maxWireLength) throw invalid(`${what} (concat) is ${length} elements long, the limit is ${PROGRAM_LIMITS.maxWireLength}`, { at: what });
+      if (t0.kind === "field") return { type: field(), length };
+      if (operands.every((o) => o.type.kind === "bit")) return { type: bit(), length };
+      const range = operands.map((o) => rangeOf(o.type as RangedType)).reduce(rangeUnion);
+      return { type: typeForRange(t0 as RangedType, range, what), length };
+    }
+    case "repeat":
+    case "tile": {
+      const length = L * params.times!;
+      if (length > PROGRAM_LIMITS.maxWireLength) throw invalid(`${what} (${op}) is ${length} elements long, the limit is ${PROGRAM_LIMITS.maxWireLength}`, { at: what });
+      return { type: t0, length };
+    }
+    case "slice": {
+      const { start, end } = params as { start: number; end: number };
+      if (!(start < end && end <= L)) throw invalid(`${what} (slice): [${start}, ${end}) is not a non-empty range within length ${L}`, { at: what });
+      return { type: t0, length: end - start };
+    }
+    case "setFrac": {
+      const type = ranged(first, 0);
+      return { type: typeForRange(fixed(1, params.frac!), rangeOf(type), what), length: L };
     }
   }
-  return { type: typeForRange(first.type, range, what), length };
+}
+
+/**
+ * The interactive work of one gate, the unit of PROGRAM_LIMITS.maxInteractiveWork:
+ * elements × bit width for comparisons and truncations (that many random
+ * bits and carries), elements for multiplications, 0 for local gates.
+ */
+export function interactiveWork(gate: Gate, gates: readonly Gate[]): number {
+  if (gate.op === "input") return 0;
+  const arg = gates[gate.args[0]!]!;
+  switch (gate.op) {
+    case "mul":
+    case "select":
+      return gate.length;
+    case "dot":
+      return arg.length;
+    case "ltz":
+    case "eqz":
+      return gate.length * typeBits(arg.type as RangedType);
+    case "trunc":
+      return gate.length * Math.max(typeBits(arg.type as RangedType), gate.shift + 1);
+    case "max":
+    case "argmax":
+    case "secondMax":
+      return 2 * arg.length * (typeBits(arg.type as RangedType) + 1);
+    default:
+      return 0;
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -235,7 +674,7 @@ function asRecord(value: unknown, what: string, keys: readonly string[]): Record
     throw invalid(`${what} must be an object`, { at: what });
   }
   const record = value as Record<string, unknown>;
-  const present = Object.keys(record).sort();
+  const present = Object.keys(record).filter((k) => record[k] !== undefined).sort();
   const expected = [...keys].sort();
   if (present.join(",") !== expected.join(",")) {
     const missing = expected.filter((k) => !present.includes(k));
@@ -306,25 +745,24 @@ function checkGate(value: unknown, index: number, gates: readonly Gate[], form: 
       at: what,
     });
   }
-  const gateOp = op as GateOp;
-  const keys =
-    gateOp === "input"
-      ? ["id", "op", "name", "owner", "length", "type"]
-      : gateOp === "mulConst" || gateOp === "addConst"
-        ? ["id", "op", "args", "constant", "length", "type"]
-        : ["id", "op", "args", "length", "type"];
-  const record = asRecord(value, what, keys);
-  const id = asInteger(record["id"], `${what}.id`, 0, Number.MAX_SAFE_INTEGER);
-  if (id !== index) throw invalid(`${what}.id is ${id}; gate ids must be dense and equal the gate's index ${index}`, { at: what });
-  const length = asInteger(record["length"], `${what}.length`, 1, PROGRAM_LIMITS.maxWireLength);
-
-  if (gateOp === "input") {
+  if (op === "input") {
+    const record = asRecord(value, what, ["id", "op", "name", "owner", "length", "type"]);
+    const id = asInteger(record["id"], `${what}.id`, 0, Number.MAX_SAFE_INTEGER);
+    if (id !== index) throw invalid(`${what}.id is ${id}; gate ids must be dense and equal the gate's index ${index}`, { at: what });
+    const length = asInteger(record["length"], `${what}.length`, 1, PROGRAM_LIMITS.maxWireLength);
     const type = checkSecretType(record["type"], `${what}.type`, MAX_INPUT_BITS);
     const name = asName(record["name"], `${what}.name`, IO_NAME_PATTERN);
     const owner = asInteger(record["owner"], `${what}.owner`, 0, PROGRAM_LIMITS.maxDataOwners - 1);
     return freezeDeep({ id, op: "input", name, owner, length, type });
   }
 
+  const computeOp = op as ComputeOp;
+  const spec = OP_SPECS[computeOp];
+  const keys = ["id", "op", "args", "length", "type", ...(spec.constant ? ["constant"] : []), ...spec.ints];
+  const record = asRecord(value, what, keys);
+  const id = asInteger(record["id"], `${what}.id`, 0, Number.MAX_SAFE_INTEGER);
+  if (id !== index) throw invalid(`${what}.id is ${id}; gate ids must be dense and equal the gate's index ${index}`, { at: what });
+  const length = asInteger(record["length"], `${what}.length`, 1, PROGRAM_LIMITS.maxWireLength);
   const declared = checkSecretType(record["type"], `${what}.type`);
   const rawArgs = asArray(record["args"], `${what}.args`);
   const args = rawArgs.map((a, k) => {
@@ -334,27 +772,20 @@ function checkGate(value: unknown, index: number, gates: readonly Gate[], form: 
     }
     return ref;
   });
-  const constant =
-    gateOp === "mulConst" || gateOp === "addConst" ? asConstant(record["constant"], `${what}.constant`, form) : undefined;
-  const inferred = inferGate(gateOp, args.map((a) => gates[a]!), constant, what);
+  const params: { -readonly [K in keyof GateParams]: GateParams[K] } = {};
+  if (spec.constant) params.constant = asConstant(record["constant"], `${what}.constant`, form);
+  for (const name of spec.ints) {
+    const [lo, hi] = INT_PARAM_BOUNDS[name];
+    params[name] = asInteger(record[name], `${what}.${name}`, lo, hi);
+  }
+  const inferred = inferGate(computeOp, args.map((a) => gates[a]!), params, what);
   if (inferred.length !== length) {
     throw invalid(`${what}.length is ${length}, but its operands give length ${inferred.length}`, { at: what });
   }
   if (!typeEquals(inferred.type, declared)) {
     throw invalid(`${what}.type is ${describeType(declared)}, but the type rules give ${describeType(inferred.type)}`, { at: what });
   }
-  const type = inferred.type;
-  switch (gateOp) {
-    case "add":
-      return freezeDeep({ id, op: gateOp, args, length, type });
-    case "sub":
-      return freezeDeep({ id, op: gateOp, args: [args[0]!, args[1]!] as const, length, type });
-    case "reduceSum":
-      return freezeDeep({ id, op: gateOp, args: [args[0]!] as const, length, type });
-    case "mulConst":
-    case "addConst":
-      return freezeDeep({ id, op: gateOp, args: [args[0]!] as const, constant: constant!, length, type });
-  }
+  return freezeDeep({ id, op: computeOp, args, ...params, length, type: inferred.type } as ComputeGate);
 }
 
 /**
@@ -381,11 +812,18 @@ export function checkProgram(value: unknown, form: ConstantForm): Program {
   const inputNames = new Set<string>();
   const owners = new Set<number>();
   let totalElements = 0;
+  let work = 0;
   for (let i = 0; i < rawGates.length; i++) {
     const gate = checkGate(rawGates[i], i, gates, form);
     totalElements += gate.length;
     if (totalElements > PROGRAM_LIMITS.maxTotalElements) {
       throw invalid(`program wires hold more than ${PROGRAM_LIMITS.maxTotalElements} elements in total (at gates[${i}])`, {
+        at: `gates[${i}]`,
+      });
+    }
+    work += interactiveWork(gate, gates);
+    if (work > PROGRAM_LIMITS.maxInteractiveWork) {
+      throw invalid(`program's interactive work exceeds ${PROGRAM_LIMITS.maxInteractiveWork} (elements × bit width of its comparisons, at gates[${i}])`, {
         at: `gates[${i}]`,
       });
     }
@@ -410,7 +848,8 @@ export function checkProgram(value: unknown, form: ConstantForm): Program {
   if (rawOutputs.length === 0) throw invalid("program.outputs is empty; a program must open at least one output", { at: "outputs" });
   const outputs: ProgramOutput[] = rawOutputs.map((o, i) => {
     const what = `outputs[${i}]`;
-    const out = asRecord(o, what, ["name", "wire", "reveal"]);
+    const isQuotient = typeof o === "object" && o !== null && (o as Record<string, unknown>)["denominator"] !== undefined;
+    const out = asRecord(o, what, isQuotient ? ["name", "wire", "reveal", "denominator", "decimals"] : ["name", "wire", "reveal"]);
     const outName = asName(out["name"], `${what}.name`, IO_NAME_PATTERN);
     if (outputNames.has(outName)) throw invalid(`${what}: output name ${JSON.stringify(outName)} is used twice`, { at: what });
     outputNames.add(outName);
@@ -421,14 +860,21 @@ export function checkProgram(value: unknown, form: ConstantForm): Program {
         at: what,
       });
     }
-    return freezeDeep({ name: outName, wire, reveal: reveal as Reveal });
+    if (!isQuotient) return freezeDeep({ name: outName, wire, reveal: reveal as Reveal });
+    const denominator = asInteger(out["denominator"], `${what}.denominator`, 0, gates.length - 1);
+    const decimals = asInteger(out["decimals"], `${what}.decimals`, 0, PROGRAM_LIMITS.maxDecimals);
+    checkQuotient(gates[wire]!, gates[denominator]!, reveal as Reveal, what);
+    return freezeDeep({ name: outName, wire, reveal: reveal as Reveal, denominator, decimals });
   });
 
   const rawDerived = asArray(record["derived"], "program.derived");
   const derived: DerivedOutput[] = rawDerived.map((d, i) => {
     const what = `derived[${i}]`;
     const rec = asRecord(d, what, ["name", "op", "numerator", "denominator", "decimals"]);
-    if (rec["op"] !== "ratio") throw invalid(`${what}.op must be "ratio", got ${JSON.stringify(String(rec["op"]))}`, { at: what });
+    const derivedOp = rec["op"];
+    if (!(DERIVED_OPS as readonly unknown[]).includes(derivedOp)) {
+      throw invalid(`${what}.op must be one of ${DERIVED_OPS.map((m) => JSON.stringify(m)).join(", ")}, got ${JSON.stringify(String(derivedOp))}`, { at: what });
+    }
     const dName = asName(rec["name"], `${what}.name`, IO_NAME_PATTERN);
     if (outputNames.has(dName)) throw invalid(`${what}: output name ${JSON.stringify(dName)} is used twice`, { at: what });
     const numerator = asName(rec["numerator"], `${what}.numerator`, IO_NAME_PATTERN);
@@ -437,19 +883,27 @@ export function checkProgram(value: unknown, form: ConstantForm): Program {
       throw invalid(`${what}.numerator names ${JSON.stringify(numerator)}, which is not an output of this program`, { at: what });
     }
     if (!isRanged(gates[source.wire]!.type)) {
-      throw invalid(`${what}.numerator ${JSON.stringify(numerator)} is of type field; a ratio needs an int or fixed output`, { at: what });
+      throw invalid(`${what}.numerator ${JSON.stringify(numerator)} is of type field; a ${String(derivedOp)} needs an int, fixed or bit output`, { at: what });
+    }
+    if (source.reveal !== "all" || isQuotientOutput(source)) {
+      throw invalid(`${what}.numerator ${JSON.stringify(numerator)} must be a plain output revealed to all (not a quotient or a requester-only output)`, {
+        at: what,
+      });
     }
     const denominator = asConstant(rec["denominator"], `${what}.denominator`, form);
     if (denominator <= 0n) throw invalid(`${what}.denominator must be a positive integer, got ${denominator}`, { at: what });
     const decimals = asInteger(rec["decimals"], `${what}.decimals`, 0, PROGRAM_LIMITS.maxDecimals);
     outputNames.add(dName);
-    return freezeDeep({ name: dName, op: "ratio", numerator, denominator, decimals });
+    return freezeDeep({ name: dName, op: derivedOp as DerivedOutput["op"], numerator, denominator, decimals });
   });
 
   // Canonical form has no dead code: every computed gate must feed an output
   // (inputs may be unused; they are the data owners' interface).
   const live = new Uint8Array(gates.length);
-  for (const o of outputs) live[o.wire] = 1;
+  for (const o of outputs) {
+    live[o.wire] = 1;
+    if (o.denominator !== undefined) live[o.denominator] = 1;
+  }
   for (let i = gates.length - 1; i >= 0; i--) {
     const gate = gates[i]!;
     if (gate.op === "input") continue;
@@ -467,6 +921,32 @@ export function checkProgram(value: unknown, form: ConstantForm): Program {
   validated.add(program);
   return program;
 }
+
+/**
+ * The rules of a quotient output numerator / denominator: both ranged, equal
+ * lengths, reveal "all", and k_num + k_den <= 253 so that the opened field
+ * element num · den^-1 determines the fraction uniquely (rational
+ * reconstruction needs 2·|num|·|den| < r; P. S. Wang, "A p-adic algorithm
+ * for univariate partial fractions", SYMSAC 1981).
+ */
+export function checkQuotient(numerator: Gate, denominator: Gate, reveal: Reveal, what: string): void {
+  if (!isRanged(numerator.type) || !isRanged(denominator.type)) {
+    throw invalid(`${what}: a quotient needs int, fixed or bit numerator and denominator, got ${describeType(numerator.type)} / ${describeType(denominator.type)}`, {
+      at: what,
+    });
+  }
+  if (numerator.length !== denominator.length) {
+    throw invalid(`${what}: quotient numerator has length ${numerator.length}, denominator ${denominator.length}`, { at: what });
+  }
+  if (reveal !== "all") throw invalid(`${what}: a quotient output can only be revealed to all`, { at: what });
+  const bits = typeBits(numerator.type) + typeBits(denominator.type);
+  if (bits > QUOTIENT_MAX_BITS) {
+    throw invalid(`${what}: numerator and denominator together have ${bits} bits; a quotient allows at most ${QUOTIENT_MAX_BITS}`, { at: what, bits });
+  }
+}
+
+/** Largest k_num + k_den of a quotient output (see checkQuotient). */
+export const QUOTIENT_MAX_BITS = 253;
 
 /**
  * Validates a Program object (built by hand or received from code) and
@@ -497,6 +977,15 @@ export function findInput(program: Program, name: string): InputGate {
     throw invalid(`program ${JSON.stringify(program.name)} has no input named ${JSON.stringify(String(name))}`, { input: String(name) });
   }
   return input;
+}
+
+/** The output called `name`; PROGRAM_INVALID if the program has none. */
+export function findOutput(program: Program, name: string): ProgramOutput {
+  const output = validateProgram(program).outputs.find((o) => o.name === name);
+  if (output === undefined) {
+    throw invalid(`program ${JSON.stringify(program.name)} has no output named ${JSON.stringify(String(name))}`, { output: String(name) });
+  }
+  return output;
 }
 
 /** The type of output `output` (the type of the wire it opens). */

@@ -1,13 +1,16 @@
 /**
  * The value types of Consort programs and their ranges.
  *
- * Every secret wire carries one of three types:
+ * Every secret wire carries one of four types:
  * - `int(bits)`: signed two's-complement integers in [-2^(bits-1), 2^(bits-1) - 1];
  * - `fixed(bits, frac)`: fixed-point numbers x stored as the integer x · 2^frac,
  *   which must lie in the int(bits) range;
+ * - `bit()`: 0 or 1, what comparisons produce and what `select`, `not` and
+ *   logical `mul` (AND) take; in arithmetic it behaves as an integer in
+ *   [0, 1], so adding bits gives an int (a count);
  * - `field()`: raw elements of BN254's scalar field F_r, arithmetic mod r.
  *
- * int and fixed values live in F_r through the signed embedding
+ * int, fixed and bit values live in F_r through the signed embedding
  * (node/math/field.ts `encodeSigned`). Linear gates widen the type so that
  * the true integer result always fits (see `rangeOf`/`typeForRange`), which
  * is what makes field arithmetic agree with integer arithmetic and what later
@@ -24,12 +27,15 @@ export interface FixedType {
   readonly bits: number;
   readonly frac: number;
 }
+export interface BitType {
+  readonly kind: "bit";
+}
 export interface FieldType {
   readonly kind: "field";
 }
-export type SecretType = IntType | FixedType | FieldType;
-/** The types with a signed integer range: int and fixed. */
-export type RangedType = IntType | FixedType;
+export type SecretType = IntType | FixedType | BitType | FieldType;
+/** The types with an integer range: int, fixed and bit. */
+export type RangedType = IntType | FixedType | BitType;
 
 /** Widest type a data owner may declare for an input. */
 export const MAX_INPUT_BITS = 128;
@@ -65,6 +71,12 @@ export function fixed(bits: number, frac: number): FixedType {
   return Object.freeze({ kind: "fixed", bits, frac });
 }
 
+/** bit(): 0 or 1. */
+export function bit(): BitType {
+  return BIT_TYPE;
+}
+const BIT_TYPE: BitType = Object.freeze({ kind: "bit" });
+
 /** field(): raw F_r elements (no range, arithmetic mod r). */
 export function field(): FieldType {
   return FIELD_TYPE;
@@ -76,7 +88,7 @@ export function isRanged(type: SecretType): type is RangedType {
 }
 
 export function typeEquals(a: SecretType, b: SecretType): boolean {
-  if (a.kind === "field" || b.kind === "field") return a.kind === b.kind;
+  if (a.kind === "field" || b.kind === "field" || a.kind === "bit" || b.kind === "bit") return a.kind === b.kind;
   if (a.kind !== b.kind || a.bits !== b.bits) return false;
   return a.kind === "int" || (b.kind === "fixed" && a.frac === b.frac);
 }
@@ -88,9 +100,36 @@ export function describeType(type: SecretType): string {
       return `int(${type.bits})`;
     case "fixed":
       return `fixed(${type.bits},${type.frac})`;
+    case "bit":
+      return "bit";
     case "field":
       return "field";
   }
+}
+
+/**
+ * The arithmetic family of a type: operands of one linear gate must share it.
+ * int and bit are one family (a bit is an integer in [0, 1]); fixed types
+ * with the same frac are one family; field is its own.
+ */
+export function typeFamily(type: SecretType): string {
+  switch (type.kind) {
+    case "int":
+    case "bit":
+      return "int";
+    case "fixed":
+      return `fixed(${type.frac})`;
+    case "field":
+      return "field";
+  }
+}
+
+/**
+ * The signed bit width k of a ranged type: every stored value lies in
+ * [-2^(k-1), 2^(k-1) - 1]. This is the k of the comparison protocols.
+ */
+export function typeBits(type: RangedType): number {
+  return type.kind === "bit" ? 2 : type.bits;
 }
 
 /** An inclusive integer interval [lo, hi]. */
@@ -101,6 +140,7 @@ export interface IntegerRange {
 
 /** The range of the stored integer (value · 2^frac for fixed) of a ranged type. */
 export function rangeOf(type: RangedType): IntegerRange {
+  if (type.kind === "bit") return { lo: 0n, hi: 1n };
   const half = 1n << BigInt(type.bits - 1);
   return { lo: -half, hi: half - 1n };
 }
@@ -119,7 +159,8 @@ export function inRange(type: RangedType, v: bigint): boolean {
 }
 
 /**
- * The ranged type of the same kind (and frac) as `like` that holds `range`;
+ * The ranged type of the same family as `like` that holds `range` (int for
+ * int and bit, fixed with like's frac for fixed);
  * PROGRAM_INVALID naming `what` if that needs more than MAX_WIRE_BITS bits
  * (the result could wrap around mod r).
  */
@@ -132,7 +173,7 @@ export function typeForRange(like: RangedType, range: IntegerRange, what: string
       limit: MAX_WIRE_BITS,
     });
   }
-  return like.kind === "int" ? int(bits) : fixed(bits, like.frac);
+  return like.kind === "fixed" ? fixed(bits, like.frac) : int(bits);
 }
 
 /** Checks that `value` is a well-formed SecretType (for values from JSON or callers); returns a frozen copy. */
@@ -163,10 +204,13 @@ export function checkSecretType(value: unknown, what: string, maxBits: number = 
       }
       return fixed(checkBits(record["bits"]), frac);
     }
+    case "bit":
+      if (keys !== "kind") throw invalid(`${what} of kind bit must have only the key kind (got ${keys})`, { at: what });
+      return bit();
     case "field":
       if (keys !== "kind") throw invalid(`${what} of kind field must have only the key kind (got ${keys})`, { at: what });
       return field();
     default:
-      throw invalid(`${what}.kind must be "int", "fixed" or "field", got ${JSON.stringify(String(kind))}`, { at: what });
+      throw invalid(`${what}.kind must be "int", "fixed", "bit" or "field", got ${JSON.stringify(String(kind))}`, { at: what });
   }
 }

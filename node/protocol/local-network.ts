@@ -2,19 +2,18 @@
  * An in-memory RoundNetwork for n parties in one process: tests,
  * simulations and benchmarks run the real engine with real message passing.
  *
- * Every message is serialised to bytes (32-byte big-endian field elements,
- * node/math/field.ts encodeFieldVector), put into the receiver's mailbox
- * under (label, sender) and decoded on receipt, exactly as a transport would
- * do, so byte counts are real and malformed bytes are caught where a
- * transport would catch them. Delivery is asynchronous (a later macrotask),
- * so parties genuinely interleave.
+ * Every message is a packed field vector (node/math/fr-vec.ts), i.e. the
+ * wire bytes themselves: the sender's bytes are copied into the receiver's
+ * mailbox under (label, sender), exactly as a transport would deliver them,
+ * so byte counts are real and malformed bytes reach the engine's checks the
+ * way a transport would hand them over. Delivery is asynchronous (a later
+ * macrotask), so parties genuinely interleave.
  *
  * Faults can be injected per message with `intercept`: return replacement
- * values (corrupt), replacement bytes (malformed message), or null (drop; the
- * receiver then times out after `timeoutMs`).
+ * bytes (corrupt or malformed), or null (drop; the receiver then times out
+ * after `timeoutMs`).
  */
 import { ConsortError } from "../errors.ts";
-import { decodeFieldVector, encodeFieldVector } from "../math/field.ts";
 import { labelKey, type ProtocolLabel, type RoundNetwork } from "./round-network.ts";
 
 /** A message on its way, as an interceptor sees it. */
@@ -22,14 +21,12 @@ export interface LocalMessage {
   readonly from: number;
   readonly to: number;
   readonly label: ProtocolLabel;
-  readonly payload: readonly bigint[];
+  /** The packed field vector as sent (read-only: return a replacement to change it). */
+  readonly payload: Uint8Array;
 }
 
-/**
- * Fault injection: undefined = deliver unchanged, null = drop, bigint[] =
- * deliver these values instead, Uint8Array = deliver these raw bytes.
- */
-export type Interceptor = (message: LocalMessage) => readonly bigint[] | Uint8Array | null | undefined;
+/** Fault injection: undefined = deliver unchanged, null = drop, Uint8Array = deliver these bytes instead. */
+export type Interceptor = (message: LocalMessage) => Uint8Array | null | undefined;
 
 export interface LocalNetworkOptions {
   readonly parties: number;
@@ -129,7 +126,7 @@ export class LocalNetwork {
     this.#pending.clear();
   }
 
-  #send(from: number, to: number, label: ProtocolLabel, payload: readonly bigint[]): void {
+  #send(from: number, to: number, label: ProtocolLabel, payload: Uint8Array): void {
     const key = `${to}|${from}|${labelKey(label)}`;
     if (this.#sent.has(key)) {
       throw new ConsortError("DUPLICATE_MESSAGE", `party ${from} sent to party ${to} twice under label ${labelKey(label)}`, {
@@ -142,10 +139,11 @@ export class LocalNetwork {
     if (verdict === null) {
       // Dropped on the wire: the sender paid for it, nobody receives it.
       stats.messagesSent++;
-      stats.bytesSent += payload.length * 32;
+      stats.bytesSent += payload.length;
       return;
     }
-    const bytes = verdict instanceof Uint8Array ? verdict.slice() : encodeFieldVector(verdict === undefined ? payload : verdict);
+    // A copy: the sender may reuse its buffer, and the receiver owns what it gets.
+    const bytes = (verdict instanceof Uint8Array ? verdict : payload).slice();
     stats.messagesSent++;
     stats.bytesSent += bytes.length;
     if (this.#record) this.#traffic.push({ from, to, label: labelKey(label), bytes });
@@ -173,10 +171,10 @@ export class LocalNetwork {
     return new Promise((resolve) => this.#waiters.set(key, { resolve }));
   }
 
-  async #exchange(self: number, label: ProtocolLabel, outgoing: readonly (readonly bigint[])[]): Promise<readonly (readonly bigint[])[]> {
+  async #exchange(self: number, label: ProtocolLabel, outgoing: readonly Uint8Array[]): Promise<readonly Uint8Array[]> {
     if (this.#closed) throw new ConsortError("PROTOCOL_ABORTED", "local network closed");
     const key = labelKey(label);
-    if (!Array.isArray(outgoing) || outgoing.length !== this.parties || outgoing.some((v) => !Array.isArray(v))) {
+    if (!Array.isArray(outgoing) || outgoing.length !== this.parties || outgoing.some((v) => !(v instanceof Uint8Array))) {
       throw new ConsortError("INTERNAL", `exchange ${key}: outgoing must hold one vector per party (${this.parties})`);
     }
     const awaitedKey = `${self}|${key}`;
@@ -188,8 +186,8 @@ export class LocalNetwork {
 
     for (let j = 0; j < this.parties; j++) if (j !== self) this.#send(self, j, label, outgoing[j]!);
 
-    const received: (readonly bigint[])[] = new Array(this.parties);
-    received[self] = [...outgoing[self]!];
+    const received: Uint8Array[] = new Array(this.parties);
+    received[self] = outgoing[self]!;
     const missing = new Set<number>();
     const arrivals: Promise<void>[] = [];
     for (let j = 0; j < this.parties; j++) {
@@ -198,14 +196,7 @@ export class LocalNetwork {
       arrivals.push(
         this.#receive(self, j, label).then((bytes) => {
           missing.delete(j);
-          try {
-            received[j] = decodeFieldVector(bytes);
-          } catch (cause) {
-            throw new ConsortError("PROTOCOL_INVALID_MESSAGE", `round ${key}: the message from party ${j} does not decode as a field vector`, {
-              cause,
-              details: { label: key, party: j },
-            });
-          }
+          received[j] = bytes;
         }),
       );
     }

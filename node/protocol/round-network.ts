@@ -3,14 +3,17 @@
  *
  * The engine is a pure function of the program, its shares, its randomness
  * and what the network delivers. Communication is in synchronous rounds: in
- * each round every party sends exactly one message (a vector of field
- * elements, possibly empty) to every other party under the same label and
- * waits for one message from each of them. A round carries a whole layer of
- * gates (all openings, later all multiplications of one depth), so the number
- * of rounds is the multiplicative depth plus one, whatever the data size.
+ * each round every party sends exactly one message to every other party
+ * under the same label and waits for one message from each of them. A
+ * message is a packed field vector (node/math/fr-vec.ts: 32-byte
+ * little-endian canonical elements, possibly empty), which is also its wire
+ * format, so a transport moves the bytes as they are. One round carries
+ * everything the program can do at that point (every multiplication of a
+ * layer, every comparison step, the preprocessing), so the number of rounds
+ * follows the program's depth, not its size.
  *
  * Labels are derived from the program alone (a round counter and the range of
- * wires the round serves), so all parties agree on them without negotiation;
+ * gates the round serves), so all parties agree on them without negotiation;
  * a transport uses (task, label, sender) to route and de-duplicate messages
  * and to authenticate them.
  */
@@ -21,7 +24,10 @@ import type { Rng } from "../math/rng.ts";
 export interface ProtocolLabel {
   /** 0-based round counter of this run. */
   readonly round: number;
-  /** What the round serves, e.g. "open:3-7" (opening of wires 3..7); for logs and routing. */
+  /**
+   * What the round serves, e.g. "mul+open:3-7" (the kinds of work and the
+   * range of gate ids); 1..128 visible ASCII characters, for logs and routing.
+   */
   readonly gate: string;
 }
 
@@ -32,16 +38,17 @@ export function labelKey(label: ProtocolLabel): string {
 
 export interface RoundNetwork {
   /**
-   * One all-to-all round. `outgoing` has one vector per party (index = party):
-   * outgoing[j] goes to party j (an empty vector is still sent, so every
-   * receiver knows the round is complete), outgoing[self] is looped back.
-   * Resolves with `received`, one vector per party: received[j] is what party
-   * j sent to this party under `label`, received[self] = outgoing[self].
-   * Rejects with PROTOCOL_TIMEOUT (a peer did not answer in time),
-   * PROTOCOL_INVALID_MESSAGE (a peer's bytes do not decode) or
-   * PROTOCOL_ABORTED (the run was cancelled).
+   * One all-to-all round. `outgoing` has one packed field vector per party
+   * (index = party): outgoing[j] goes to party j (an empty vector is still
+   * sent, so every receiver knows the round is complete), outgoing[self] is
+   * looped back. Resolves with `received`, one vector per party: received[j]
+   * is the bytes party j sent to this party under `label`, received[self] =
+   * outgoing[self]. The network does not interpret the bytes; the engine
+   * checks lengths and canonicity and blames the sender
+   * (PROTOCOL_INVALID_MESSAGE). Rejects with PROTOCOL_TIMEOUT (a peer did not
+   * answer in time) or PROTOCOL_ABORTED (the run was cancelled).
    */
-  exchange(label: ProtocolLabel, outgoing: readonly (readonly bigint[])[]): Promise<readonly (readonly bigint[])[]>;
+  exchange(label: ProtocolLabel, outgoing: readonly Uint8Array[]): Promise<readonly Uint8Array[]>;
 }
 
 /** One party's view of a run. */
@@ -91,4 +98,28 @@ export function checkPartyContext(ctx: PartyContext): void {
   if (typeof ctx.network !== "object" || ctx.network === null || typeof ctx.network.exchange !== "function") {
     throw new ConsortError("CONFIG_INVALID", "party context needs a network with an exchange function");
   }
+}
+
+/** Largest request the engine passes to ctx.rng: crypto.getRandomValues (noble's randomBytes) refuses more than 65536 bytes. */
+export const RNG_CHUNK_BYTES = 65_536;
+
+/**
+ * `rng` behind requests of any size: larger ones are served by consecutive
+ * calls of at most RNG_CHUNK_BYTES, concatenated. For a stream rng (e.g.
+ * deterministicRng) the bytes are the same as one large call would give.
+ */
+export function chunkedRng(rng: Rng): Rng {
+  return (byteLength: number): Uint8Array => {
+    if (byteLength <= RNG_CHUNK_BYTES) return rng(byteLength);
+    const out = new Uint8Array(byteLength);
+    for (let offset = 0; offset < byteLength; offset += RNG_CHUNK_BYTES) {
+      const size = Math.min(RNG_CHUNK_BYTES, byteLength - offset);
+      const chunk = rng(size);
+      if (!(chunk instanceof Uint8Array) || chunk.length !== size) {
+        throw new ConsortError("INTERNAL", `rng returned ${chunk instanceof Uint8Array ? chunk.length : typeof chunk} bytes, expected ${size}`);
+      }
+      out.set(chunk, offset);
+    }
+    return out;
+  };
 }

@@ -120,7 +120,7 @@ describe("ProgramBuilder", () => {
     expectCode(() => p.outputRatio("mean", s, 2.5), "PROGRAM_INVALID");
     expectCode(() => p.outputRatio("mean", s, 2n, { decimals: -1 }), "PROGRAM_INVALID");
     expectCode(() => p.outputRatio("s", s, 2n), "PROGRAM_INVALID");
-    expectCode(() => p.output("r", a, { reveal: "requester" as never }), "PROGRAM_INVALID");
+    expectCode(() => p.output("r", a, { reveal: "public" as never }), "PROGRAM_INVALID");
     p.outputRatio("mean", s, 2n);
     expect(p.build().derived).to.deep.equal([{ name: "mean", op: "ratio", numerator: "s", denominator: 2n, decimals: 6 }]);
   });

@@ -2,7 +2,7 @@ import { expect } from "chai";
 import { ConsortError } from "../../node/errors.ts";
 import { decodeSigned } from "../../node/math/field.ts";
 import { deterministicRng } from "../../node/math/rng.ts";
-import { reconstructVector } from "../../node/math/shamir.ts";
+import { FR_VEC_ELEMENT_BYTES, frVecReconstruct, frVecToBigints } from "../../node/math/fr-vec.ts";
 import { encodeInputValues } from "../../node/program/input-values.ts";
 import { totalAndMean } from "../../node/program/standard-programs.ts";
 import { shareInput } from "../../node/protocol/input-sharing.ts";
@@ -11,11 +11,13 @@ describe("shareInput", () => {
   const program = totalAndMean({ owners: 2, valuesPerOwner: 3, bits: 16 });
   const values = [-32768n, 0n, "32767"];
 
-  it("deals party-major Shamir shares of the encoded values", () => {
+  it("deals party-major packed Shamir shares of the encoded values", () => {
     const shares = shareInput(program, "values-1", values, { threshold: 2, parties: 5 }, deterministicRng("deal"));
     expect(shares).to.have.length(5);
-    for (const vector of shares) expect(vector).to.have.length(3);
-    const secrets = reconstructVector(shares, 2, 5);
+    for (const vector of shares) expect(vector.length).to.equal(3 * FR_VEC_ELEMENT_BYTES);
+    const secrets = frVecToBigints(frVecReconstruct(shares, 2));
+    // Any 3 = t + 1 parties suffice.
+    expect(frVecToBigints(frVecReconstruct([undefined, shares[1], undefined, shares[3], shares[4]], 2))).to.deep.equal(secrets);
     expect(secrets).to.deep.equal(encodeInputValues(program, "values-1", values));
     expect(secrets.map(decodeSigned)).to.deep.equal([-32768n, 0n, 32767n]);
     // Fresh randomness per dealing: the same values give different shares.

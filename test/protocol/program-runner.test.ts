@@ -1,71 +1,20 @@
 import { expect } from "chai";
 import fc from "fast-check";
-import { ConsortError, type ConsortErrorCode } from "../../node/errors.ts";
-import { FR_MODULUS, decodeFieldVector, encodeSigned } from "../../node/math/field.ts";
+import { ConsortError } from "../../node/errors.ts";
+import { FR_MODULUS, encodeSigned } from "../../node/math/field.ts";
+import { frVecFromBigints, frVecToBigints } from "../../node/math/fr-vec.ts";
 import { deterministicRng } from "../../node/math/rng.ts";
 import { formatBinaryFixed } from "../../node/program/decimal.ts";
 import type { InputValue } from "../../node/program/input-values.ts";
 import { evaluatePlain } from "../../node/program/plain-evaluator.ts";
 import { ProgramBuilder, type WireRef } from "../../node/program/program-builder.ts";
-import { programInputs, type OpenedOutputs, type Program } from "../../node/program/program.ts";
+import { programInputs, type Program } from "../../node/program/program.ts";
 import { encodeResult } from "../../node/program/result-encoding.ts";
 import { field, fixed, int, rangeOf, type SecretType } from "../../node/program/secret-types.ts";
 import { totalAndMean } from "../../node/program/standard-programs.ts";
-import { shareInput } from "../../node/protocol/input-sharing.ts";
 import { LocalNetwork, type Interceptor } from "../../node/protocol/local-network.ts";
 import { runProgram } from "../../node/protocol/program-runner.ts";
-
-const honestMajority = (n: number): number => Math.floor((n - 1) / 2);
-
-interface RunOptions {
-  intercept?: Interceptor;
-  recordTraffic?: boolean;
-  timeoutMs?: number;
-  /** Changes party `party`'s share of input `input` before the run (a dishonest data owner). */
-  tamperInput?: { party: number; input: string };
-}
-
-/** Data owners share the inputs, then all n parties run the program over one LocalNetwork. */
-async function runAll(program: Program, values: Readonly<Record<string, readonly InputValue[]>>, n: number, t: number, options: RunOptions = {}) {
-  const ownerRng = deterministicRng(`data-owners/${n}`);
-  const shares = Array.from({ length: n }, () => new Map<string, bigint[]>());
-  for (const input of programInputs(program)) {
-    const byParty = shareInput(program, input.name, values[input.name]!, { threshold: t, parties: n }, ownerRng);
-    byParty.forEach((vector, party) => shares[party]!.set(input.name, vector));
-  }
-  if (options.tamperInput !== undefined) {
-    const vector = shares[options.tamperInput.party]!.get(options.tamperInput.input)!;
-    vector[0] = (vector[0]! + 1n) % FR_MODULUS;
-  }
-  const network = new LocalNetwork({
-    parties: n,
-    timeoutMs: options.timeoutMs ?? 10_000,
-    ...(options.intercept === undefined ? {} : { intercept: options.intercept }),
-    recordTraffic: options.recordTraffic ?? false,
-  });
-  const results = await Promise.allSettled(
-    Array.from({ length: n }, (_, self) =>
-      runProgram(program, { self, parties: n, threshold: t, rng: deterministicRng(`party/${self}`), network: network.endpoint(self) }, shares[self]!),
-    ),
-  );
-  network.close();
-  return { results, network, shares };
-}
-
-function fulfilled(results: PromiseSettledResult<OpenedOutputs>[]): OpenedOutputs[] {
-  return results.map((r, i) => {
-    if (r.status === "rejected") expect.fail(`party ${i} failed: ${String(r.reason)}`);
-    return r.value;
-  });
-}
-
-function rejection(result: PromiseSettledResult<OpenedOutputs> | undefined, code: ConsortErrorCode): ConsortError {
-  expect(result?.status).to.equal("rejected");
-  const reason = (result as PromiseRejectedResult).reason;
-  expect(reason).to.be.instanceOf(ConsortError);
-  expect((reason as ConsortError).code).to.equal(code);
-  return reason as ConsortError;
-}
+import { bumpFirst, fulfilled, honestMajority, rejection, runAll } from "./mpc-harness.ts";
 
 // Random programs: random builder operations over random inputs (invalid combinations skipped).
 const OPS = ["add", "sum", "sub", "neg", "mulConst", "addConst", "reduceSum"] as const;
@@ -144,10 +93,10 @@ describe("runProgram over the local network", () => {
           const { program, values } = buildCase(spec);
           const expected = evaluatePlain(program, values);
           const { results, network } = await runAll(program, values, n, t);
-          const outputs = fulfilled(results);
-          for (const opened of outputs) {
-            expect(opened).to.deep.equal(expected);
-            expect(encodeResult(program, opened)).to.deep.equal(encodeResult(program, expected));
+          for (const run of fulfilled(results)) {
+            expect(run.opened).to.deep.equal(expected);
+            expect(encodeResult(program, run.opened)).to.deep.equal(encodeResult(program, expected));
+            expect(run.rounds).to.equal(1);
           }
           // Linear programs need exactly one round: the opening, one message to each peer.
           for (let party = 0; party < n; party++) {
@@ -166,12 +115,12 @@ describe("runProgram over the local network", () => {
     const single = totalAndMean({ owners: 1, valuesPerOwner: 4, bits: 64 });
     const values = { "values-0": [(1n << 63n) - 1n, -(1n << 63n), 0n, 12345n] };
     const { results } = await runAll(single, values, 3, 1);
-    for (const opened of fulfilled(results)) expect(opened).to.deep.equal(evaluatePlain(single, values));
+    for (const run of fulfilled(results)) expect(run.opened).to.deep.equal(evaluatePlain(single, values));
 
     const many = totalAndMean({ owners: 6, valuesPerOwner: 50, bits: 32 });
     const manyValues = Object.fromEntries(Array.from({ length: 6 }, (_, o) => [`values-${o}`, Array.from({ length: 50 }, (_, i) => BigInt((o + 1) * i - 700))]));
     const run = await runAll(many, manyValues, 5, 2);
-    for (const opened of fulfilled(run.results)) expect(opened).to.deep.equal(evaluatePlain(many, manyValues));
+    for (const party of fulfilled(run.results)) expect(party.opened).to.deep.equal(evaluatePlain(many, manyValues));
   });
 
   it("opens a wire named by several outputs once", async () => {
@@ -181,10 +130,12 @@ describe("runProgram over the local network", () => {
     p.output("second", x);
     const program = p.build();
     const { results, network } = await runAll(program, { x: [-5n, 9n] }, 3, 1);
-    for (const opened of fulfilled(results)) {
-      expect(opened).to.deep.equal(new Map([["first", [encodeSigned(-5n), 9n]], ["second", [encodeSigned(-5n), 9n]]]));
+    for (const run of fulfilled(results)) {
+      expect(run.opened).to.deep.equal(new Map([["first", [encodeSigned(-5n), 9n]], ["second", [encodeSigned(-5n), 9n]]]));
     }
-    expect(network.stats(0).bytesSent).to.equal(2 * 2 * 32);
+    // Both outputs travel in the one opening round (one message per peer), each wire's shares once per output.
+    expect(network.stats(0).messagesSent).to.equal(2);
+    expect(network.stats(0).rounds).to.equal(1);
   });
 
   describe("privacy", () => {
@@ -203,7 +154,7 @@ describe("runProgram over the local network", () => {
       expect(network.traffic.length).to.equal(6);
       let scanned = 0;
       for (const message of network.traffic) {
-        for (const element of decodeFieldVector(message.bytes)) {
+        for (const element of frVecToBigints(message.bytes)) {
           expect(secrets.has(element), `message ${message.from} -> ${message.to} (${message.label}) carries an input value`).to.equal(false);
           scanned++;
         }
@@ -211,8 +162,8 @@ describe("runProgram over the local network", () => {
       // Only the opening travels: one share of the total per message.
       expect(scanned).to.equal(6);
       // And the check itself can fire: the opened total is on the wire only as shares, never in the clear.
-      const total = fulfilled(results)[0]!.get("total")![0]!;
-      expect(network.traffic.some((m) => decodeFieldVector(m.bytes).includes(total))).to.equal(false);
+      const total = fulfilled(results)[0]!.opened.get("total")![0]!;
+      expect(network.traffic.some((m) => frVecToBigints(m.bytes).includes(total))).to.equal(false);
     });
   });
 
@@ -222,7 +173,7 @@ describe("runProgram over the local network", () => {
     const corruptFrom =
       (bad: readonly number[]): Interceptor =>
       (m) =>
-        bad.includes(m.from) && m.label.gate.startsWith("open:") ? [(m.payload[0]! + 1n) % FR_MODULUS, ...m.payload.slice(1)] : undefined;
+        bad.includes(m.from) && m.label.gate.startsWith("out") ? bumpFirst(m.payload) : undefined;
 
     for (const n of [3, 5, 7]) {
       const t = honestMajority(n);
@@ -267,7 +218,9 @@ describe("runProgram over the local network", () => {
     });
 
     it("rejects a message with the wrong number of elements, naming the sender", async () => {
-      const { results } = await runAll(program, values, 3, 1, { intercept: (m) => (m.from === 2 ? [...m.payload, 0n] : undefined) });
+      const { results } = await runAll(program, values, 3, 1, {
+        intercept: (m) => (m.from === 2 ? frVecFromBigints([...frVecToBigints(m.payload), 0n]) : undefined),
+      });
       for (const party of [0, 1]) expect(rejection(results[party], "PROTOCOL_INVALID_MESSAGE").details["party"]).to.equal(2);
       expect(results[2]!.status).to.equal("fulfilled");
     });
@@ -294,7 +247,7 @@ describe("runProgram over the local network", () => {
   describe("bad arguments", () => {
     const program = totalAndMean({ owners: 1, valuesPerOwner: 2, bits: 16 });
     const network = new LocalNetwork({ parties: 3 });
-    const shares = new Map([["values-0", [1n, 2n]]]);
+    const shares = new Map([["values-0", frVecFromBigints([1n, 2n])]]);
     const ctx = { self: 0, parties: 3, threshold: 1, rng: deterministicRng("x"), network: network.endpoint(0) };
     after(() => network.close());
 
@@ -316,14 +269,16 @@ describe("runProgram over the local network", () => {
     });
 
     it("rejects malformed input shares (PROTOCOL_INVALID_MESSAGE)", async () => {
+      const notCanonical = new Uint8Array(64).fill(0xff);
       for (const bad of [
         new Map(),
-        new Map([["values-0", [1n]]]),
-        new Map([["values-0", [1n, FR_MODULUS]]]),
-        new Map([["values-0", [1n, -1n]]]),
-        new Map([["values-0", [1n, 2n]], ["values-1", [1n, 2n]]]),
+        new Map([["values-0", frVecFromBigints([1n])]]),
+        new Map([["values-0", notCanonical]]),
+        new Map([["values-0", new Uint8Array(63)]]),
+        new Map([["values-0", [1n, 2n] as never]]),
+        new Map([["values-0", frVecFromBigints([1n, 2n])], ["values-1", frVecFromBigints([1n, 2n])]]),
       ]) {
-        const error = await runProgram(program, ctx, bad).catch((e: unknown) => e);
+        const error = await runProgram(program, ctx, bad as never).catch((e: unknown) => e);
         expect(error).to.be.instanceOf(ConsortError);
         expect((error as ConsortError).code).to.equal("PROTOCOL_INVALID_MESSAGE");
       }
