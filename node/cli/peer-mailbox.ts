@@ -1,15 +1,47 @@
 import { ConsortError } from "../errors.ts";
 
-type Waiter = { resolve: (payload: Uint8Array) => void; reject: (error: Error) => void; timer: NodeJS.Timeout };
+interface Waiter {
+  resolve(payload: Uint8Array): void;
+  reject(error: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+export interface PeerMailboxOptions {
+  /** Most payloads held for waits that have not come yet; defaults to 4,096. */
+  maxEarlyMessages?: number;
+  /** Most bytes held for them; defaults to 256 MiB. */
+  maxEarlyBytes?: number;
+}
 
 /**
  * Wakes protocol code waiting for a peer's message. Messages themselves are
- * persisted by the store before `deliver` is called; the mailbox only holds
- * in-memory waiters, so `wait` first asks `lookup` (the store) and only then
- * parks.
+ * persisted by the store before `deliver` is called (store first, then wake);
+ * the mailbox holds the waiters and, so that the common case never touches
+ * the store, the payloads that arrived before anyone waited for them.
+ *
+ * Every operation is O(1) in the number of messages: one map lookup per
+ * deliver and per wait. A message that arrives first is kept in a bounded
+ * early-arrival buffer (oldest evicted first); `wait` takes it from there,
+ * and only if it is not there asks `lookup` (the store, which also covers
+ * messages received before a restart or evicted) before parking.
  */
 export class PeerMailbox {
-  private readonly waiters = new Map<string, Waiter[]>();
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  /** Insertion order = arrival order, so the first key is the oldest. */
+  private readonly early = new Map<string, Uint8Array>();
+  private earlyBytes = 0;
+  private readonly maxEarlyMessages: number;
+  private readonly maxEarlyBytes: number;
+
+  constructor(options: PeerMailboxOptions = {}) {
+    this.maxEarlyMessages = options.maxEarlyMessages ?? 4_096;
+    this.maxEarlyBytes = options.maxEarlyBytes ?? 256 * 1024 * 1024;
+    for (const [name, value] of [["maxEarlyMessages", this.maxEarlyMessages], ["maxEarlyBytes", this.maxEarlyBytes]] as const) {
+      if (!Number.isSafeInteger(value) || value < 0) {
+        throw new ConsortError("CONFIG_INVALID", `${name} must be a non-negative integer, got ${String(value)}`);
+      }
+    }
+  }
 
   private static key(label: string, from: string): string {
     return `${label}#${from}`;
@@ -18,46 +50,121 @@ export class PeerMailbox {
   /** Called after a message from `from` under `label` was stored. */
   deliver(label: string, from: string, payload: Uint8Array): void {
     const key = PeerMailbox.key(label, from);
-    const list = this.waiters.get(key);
-    if (list === undefined) return;
-    this.waiters.delete(key);
-    for (const w of list) {
-      clearTimeout(w.timer);
-      w.resolve(payload);
+    const set = this.waiters.get(key);
+    if (set !== undefined) {
+      this.waiters.delete(key);
+      for (const w of set) {
+        clearTimeout(w.timer);
+        w.resolve(payload);
+      }
+      return;
+    }
+    const previous = this.early.get(key);
+    if (previous !== undefined) {
+      // A re-delivery (the sender retried): keep one copy.
+      this.early.delete(key);
+      this.earlyBytes -= previous.length;
+    }
+    if (payload.length > this.maxEarlyBytes || this.maxEarlyMessages === 0) return;
+    this.early.set(key, payload);
+    this.earlyBytes += payload.length;
+    while (this.early.size > this.maxEarlyMessages || this.earlyBytes > this.maxEarlyBytes) {
+      // Evicting is safe: the store still has it, and wait falls back to lookup.
+      const oldest = this.early.keys().next().value as string;
+      this.earlyBytes -= this.early.get(oldest)!.length;
+      this.early.delete(oldest);
     }
   }
 
-  /** Resolves with the message from `from` under `label`, or rejects with PROTOCOL_TIMEOUT after `timeoutMs`. */
-  wait(label: string, from: string, timeoutMs: number, lookup: () => Uint8Array | undefined): Promise<Uint8Array> {
-    const stored = lookup();
-    if (stored !== undefined) return Promise.resolve(stored);
+  /**
+   * Resolves with the message from `from` under `label`: from the early-arrival
+   * buffer, else from `lookup` (the store), else when it is delivered; rejects
+   * with PROTOCOL_TIMEOUT after `timeoutMs`, or with `signal.reason` when `signal`
+   * aborts first.
+   */
+  wait(
+    label: string,
+    from: string,
+    timeoutMs: number,
+    lookup?: () => Uint8Array | undefined,
+    signal?: AbortSignal,
+  ): Promise<Uint8Array> {
+    if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
     const key = PeerMailbox.key(label, from);
+    const early = this.early.get(key);
+    if (early !== undefined) {
+      this.early.delete(key);
+      this.earlyBytes -= early.length;
+      return Promise.resolve(early);
+    }
+    const stored = lookup?.();
+    if (stored !== undefined) return Promise.resolve(stored);
     return new Promise<Uint8Array>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const list = this.waiters.get(key)?.filter((w) => w.timer !== timer) ?? [];
-        if (list.length === 0) this.waiters.delete(key);
-        else this.waiters.set(key, list);
-        reject(
-          new ConsortError("PROTOCOL_TIMEOUT", `no message from party ${from} for ${label} within ${timeoutMs} ms`, {
-            retryable: true,
-            details: { label, from },
-          }),
-        );
-      }, timeoutMs);
-      const list = this.waiters.get(key) ?? [];
-      list.push({ resolve, reject, timer });
-      this.waiters.set(key, list);
+      let set = this.waiters.get(key);
+      if (set === undefined) {
+        set = new Set();
+        this.waiters.set(key, set);
+      }
+      const waiters = set;
+      const leave = () => {
+        clearTimeout(waiter.timer);
+        signal?.removeEventListener("abort", onAbort);
+        waiters.delete(waiter);
+        if (waiters.size === 0 && this.waiters.get(key) === waiters) this.waiters.delete(key);
+      };
+      const onAbort = () => {
+        leave();
+        reject(signal!.reason as Error);
+      };
+      const waiter: Waiter = {
+        resolve: (payload) => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve(payload);
+        },
+        reject: (error) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(error);
+        },
+        timer: setTimeout(() => {
+          leave();
+          reject(
+            new ConsortError("PROTOCOL_TIMEOUT", `no message from party ${from} for ${label} within ${timeoutMs} ms`, {
+              retryable: true,
+              details: { label, from },
+            }),
+          );
+        }, timeoutMs),
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      waiters.add(waiter);
     });
+  }
+
+  /** Payloads held for waits that have not come yet (for monitoring and tests). */
+  get earlyCount(): number {
+    return this.early.size;
+  }
+
+  /** Drops the early arrivals whose label starts with `labelPrefix` (e.g. `task/7/` once task 7 is over). */
+  forget(labelPrefix: string): void {
+    for (const [key, payload] of this.early) {
+      if (key.startsWith(labelPrefix)) {
+        this.early.delete(key);
+        this.earlyBytes -= payload.length;
+      }
+    }
   }
 
   /** Rejects every waiter (node shutting down). */
   close(reason: string): void {
-    for (const list of this.waiters.values()) {
-      for (const w of list) {
+    for (const set of this.waiters.values()) {
+      for (const w of set) {
         clearTimeout(w.timer);
         w.reject(new ConsortError("PROTOCOL_ABORTED", reason, { retryable: true }));
       }
     }
     this.waiters.clear();
+    this.early.clear();
+    this.earlyBytes = 0;
   }
 }

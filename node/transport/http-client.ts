@@ -10,6 +10,7 @@
  */
 import { ConsortError, isConsortError } from "../errors.ts";
 import { describeValue } from "./binary-codec.ts";
+import { remoteError, unreachableError } from "./http-errors.ts";
 import { encodeSignedPeerMessage } from "./peer-message.ts";
 import type { SignedPeerMessage } from "./peer-message.ts";
 import type { ShareSubmission } from "./share-submission.ts";
@@ -22,8 +23,6 @@ export interface RequestOptions {
 }
 
 const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
-/** Remote error messages are untrusted text: keep logs bounded. */
-const MAX_REMOTE_MESSAGE_CHARS = 500;
 
 /** The URL without credentials or query, safe for messages and logs. */
 function displayUrl(url: URL): string {
@@ -52,11 +51,7 @@ function assertTimeout(options: RequestOptions): void {
 }
 
 function unreachable(url: URL, reason: string, details: Record<string, unknown>, cause?: unknown): ConsortError {
-  return new ConsortError("PEER_UNREACHABLE", `peer ${displayUrl(url)} unreachable: ${reason}`, {
-    retryable: true,
-    cause,
-    details: { url: displayUrl(url), ...details },
-  });
+  return unreachableError(displayUrl(url), reason, details, cause);
 }
 
 function fetchFailure(url: URL, err: unknown, timeoutMs: number): ConsortError {
@@ -106,30 +101,6 @@ async function readBody(res: Response, url: URL, maxBytes: number): Promise<Uint
   return out;
 }
 
-interface RemoteError {
-  code?: string;
-  message?: string;
-  retryable?: boolean;
-  details?: unknown;
-}
-
-function parseRemoteError(bytes: Uint8Array): RemoteError {
-  try {
-    const parsed = JSON.parse(new TextDecoder().decode(bytes)) as { error?: unknown };
-    const e = parsed?.error;
-    if (e === null || typeof e !== "object") return {};
-    const r = e as Record<string, unknown>;
-    return {
-      code: typeof r.code === "string" ? r.code.slice(0, 64) : undefined,
-      message: typeof r.message === "string" ? r.message.slice(0, MAX_REMOTE_MESSAGE_CHARS) : undefined,
-      retryable: r.retryable === true,
-      details: r.details,
-    };
-  } catch {
-    return {};
-  }
-}
-
 interface Answer {
   url: URL;
   status: number;
@@ -170,19 +141,7 @@ async function request(
 
   if (status >= 200 && status < 300) return { url, status, contentType, body };
 
-  const remote = parseRemoteError(body);
-  const details: Record<string, unknown> = { url: displayUrl(url), status };
-  if (remote.code !== undefined) details.remoteCode = remote.code;
-  if (remote.details !== undefined) details.remoteDetails = remote.details;
-  const what = `${status}${remote.code === undefined ? "" : ` ${remote.code}`}`;
-  if (status >= 500 || status === 408 || status === 429) {
-    throw unreachable(url, `answered ${what}${remote.message === undefined ? "" : `: ${remote.message}`}`, details);
-  }
-  throw new ConsortError(
-    "PEER_REJECTED",
-    `peer ${displayUrl(url)} rejected the request (${what}): ${remote.message ?? "no error message"}`,
-    { retryable: remote.retryable === true, details },
-  );
+  throw remoteError(displayUrl(url), status, body);
 }
 
 function decodeJson(answer: Answer): unknown {
@@ -231,6 +190,11 @@ export async function postShareSubmission(
 /** GET `path` (starting with "/") and parse the JSON answer; validate it at the call site. */
 export async function getJson(baseUrl: string, path: string, options: RequestOptions): Promise<unknown> {
   return decodeJson(await request(baseUrl, path, { method: "GET" }, options));
+}
+
+/** POST `body` as JSON to `path` (starting with "/") and parse the JSON answer; validate it at the call site. */
+export async function postJson(baseUrl: string, path: string, body: unknown, options: RequestOptions): Promise<unknown> {
+  return decodeJson(await request(baseUrl, path, { method: "POST", contentType: "application/json", body: JSON.stringify(body) }, options));
 }
 
 /** GET `path` (starting with "/") and return the raw body. */

@@ -9,22 +9,35 @@
  *   POST /v1/tasks/:taskId/shares     -> handlers.submitShare(submission)      application/json
  *   POST /v1/messages                 -> handlers.deliverMessage(message)      application/octet-stream
  *   GET  /v1/programs/:hash           -> handlers.getProgram(hash)             application/octet-stream
+ *   POST /v1/tasks/:taskId/outputs    -> handlers.requesterOutputs(request)    application/json
+ *
+ * and, when startNodeApi is given `frames`, in front of express (see ./frame-server.ts):
+ *
+ *   POST /v1/frames                   one peer frame or checkpoint             application/octet-stream
+ *   POST /v1/frames/stream            a stream of them, acknowledged in order  application/octet-stream
  *
  * Every error is JSON `{ "error": { code, message, retryable, details } }`.
  * Unexpected exceptions become a generic 500 INTERNAL: their text goes to the
  * logger, never to the client.
  */
-import type { Server } from "node:http";
+import { parseOutputRequest, type OutputRequest } from "./output-request.ts";
+import { createServer } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import express from "express";
 import type { NextFunction, Request, Response } from "express";
 import { ConsortError, isConsortError } from "../errors.ts";
-import type { ConsortErrorCode } from "../errors.ts";
 import { UINT256_MAX, describeValue } from "./binary-codec.ts";
+import { createFrameRoutes } from "./frame-server.ts";
+import type { FrameRoutesOptions } from "./frame-server.ts";
+import { errorResponse, failureEvent, jsonText, requestError } from "./http-errors.ts";
+import type { JsonErrorBody } from "./http-errors.ts";
 import { decodeSignedPeerMessage, verifyPeerMessageSignature } from "./peer-message.ts";
 import type { SignedPeerMessage } from "./peer-message.ts";
 import { parseShareSubmission } from "./share-submission.ts";
 import type { ShareSubmission } from "./share-submission.ts";
+
+export type { JsonErrorBody };
 
 export interface NodeApiHandlers {
   /** GET /v1/health */
@@ -37,6 +50,8 @@ export interface NodeApiHandlers {
   deliverMessage(message: SignedPeerMessage): Promise<void>;
   /** GET /v1/programs/:hash (0x-hex32, lower case); absent -> 404. */
   getProgram?(programHash: string): Promise<Uint8Array>;
+  /** POST /v1/tasks/:taskId/outputs; the request is parsed, its signature and requester are the handler's checks. */
+  requesterOutputs?(request: OutputRequest): Promise<Record<string, unknown>>;
 }
 
 export interface NodeApiOptions {
@@ -46,35 +61,6 @@ export interface NodeApiOptions {
   maxJsonBytes?: number;
   /** Receives one structured event per failed request (level, status, code, and for 500s the real error). */
   logger?: (event: Record<string, unknown>) => void;
-}
-
-export type JsonErrorBody = {
-  error: { code: ConsortErrorCode; message: string; retryable: boolean; details: Record<string, unknown> };
-};
-
-/** HTTP status for the codes a client can act on; others are 503 if retryable, else 500 INTERNAL. */
-const STATUS_BY_CODE: Partial<Record<ConsortErrorCode, number>> = {
-  BAD_REQUEST: 400,
-  PROTOCOL_INVALID_MESSAGE: 400,
-  BAD_SIGNATURE: 401,
-  NOT_A_PARTY: 403,
-  NOT_A_DATA_OWNER: 403,
-  UNKNOWN_TASK: 404,
-  NOT_FOUND: 404,
-  DUPLICATE_INPUT: 409,
-  DUPLICATE_MESSAGE: 409,
-  TASK_NOT_ACCEPTING: 409,
-  COMMITMENT_MISMATCH: 422,
-  DECRYPTION_FAILED: 422,
-};
-
-/** Statuses that are not the code's default (415 for a wrong content type, 413 for an oversize body). */
-const statusOverride = new WeakMap<ConsortError, number>();
-
-function requestError(status: number, message: string, details: Record<string, unknown> = {}): ConsortError {
-  const err = new ConsortError("BAD_REQUEST", message, { details });
-  statusOverride.set(err, status);
-  return err;
 }
 
 /** Parses a decimal uint256 path segment (no sign, no leading zeros); BAD_REQUEST naming `field`. */
@@ -89,8 +75,7 @@ export function parseTaskId(value: unknown, field = "taskId"): bigint {
 
 /** JSON with bigints as decimal strings (task ids and counters are bigints throughout the node). */
 function sendJson(res: Response, status: number, body: unknown): void {
-  const text = JSON.stringify(body, (_key, value: unknown) => (typeof value === "bigint" ? value.toString() : value));
-  res.status(status).type("application/json").send(text);
+  res.status(status).type("application/json").send(jsonText(body));
 }
 
 function requireContentType(req: Request, type: string): void {
@@ -195,6 +180,17 @@ export function createNodeApi(handlers: NodeApiHandlers, options: NodeApiOptions
     sendJson(res, 202, { accepted: true });
   });
 
+  app.post("/v1/tasks/:taskId/outputs", json, async (req, res) => {
+    const taskId = parseTaskId(req.params.taskId);
+    requireContentType(req, "application/json");
+    const request = parseOutputRequest(req.body);
+    if (BigInt(request.taskId) !== taskId) {
+      throw new ConsortError("BAD_REQUEST", `taskId: body says ${request.taskId} but the path says ${taskId}`, { details: { field: "taskId" } });
+    }
+    if (handlers.requesterOutputs === undefined) throw new ConsortError("NOT_FOUND", "this node does not serve requester outputs");
+    sendJson(res, 200, await handlers.requesterOutputs(request));
+  });
+
   app.get("/v1/programs/:hash", async (req, res) => {
     const hash = req.params.hash;
     if (typeof hash !== "string" || !/^0x[0-9a-fA-F]{64}$/.test(hash)) {
@@ -218,39 +214,16 @@ export function createNodeApi(handlers: NodeApiHandlers, options: NodeApiOptions
     let error: ConsortError | undefined = isConsortError(err) ? err : undefined;
     if (error === undefined && isBodyParserError(err)) error = fromBodyParserError(err, limits, req.path);
 
-    let status: number;
-    let body: JsonErrorBody;
-    if (error !== undefined && (statusOverride.has(error) || STATUS_BY_CODE[error.code] !== undefined || error.retryable)) {
-      status = statusOverride.get(error) ?? STATUS_BY_CODE[error.code] ?? 503;
-      body = { error: error.toJSON() };
-    } else {
-      status = 500;
-      body = { error: { code: "INTERNAL", message: "internal error", retryable: false, details: {} } };
-    }
-
-    const event: Record<string, unknown> = {
-      event: "http.request.failed",
-      level: status >= 500 ? "error" : "warn",
-      method: req.method,
-      path: req.path,
-      status,
-      code: body.error.code,
-      message: body.error.message,
-    };
-    if (status >= 500) {
-      // The real error is for the operator only.
-      event.error = err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err);
-      if (isConsortError(err)) event.originalCode = err.code;
-    }
-    log(event);
+    const response = errorResponse(error);
+    log(failureEvent(req.method, req.path, response, err));
 
     if (res.headersSent) {
       // Too late for a JSON error: let express close the connection.
       next(err);
       return;
     }
-    if (status === 503) res.set("Retry-After", "1");
-    sendJson(res, status, body);
+    if (response.status === 503) res.set("Retry-After", "1");
+    sendJson(res, response.status, response.body);
   });
 
   return app;
@@ -263,11 +236,33 @@ export interface RunningNodeApi {
   close(): Promise<void>;
 }
 
+export interface StartNodeApiOptions {
+  /**
+   * Serve POST /v1/frames and /v1/frames/stream with a raw node:http handler in
+   * front of express (./frame-server.ts): express costs ~100 µs per request,
+   * a quarter of the whole round budget of the MPC engine.
+   */
+  frames?: FrameRoutesOptions;
+}
+
 /** Listens on host:port (port 0 picks a free one). CONFIG_INVALID if the address cannot be bound. */
-export function startNodeApi(app: express.Express, where: { host: string; port: number }): Promise<RunningNodeApi> {
+export function startNodeApi(
+  app: express.Express,
+  where: { host: string; port: number },
+  options: StartNodeApiOptions = {},
+): Promise<RunningNodeApi> {
+  const frames = options.frames === undefined ? undefined : createFrameRoutes(options.frames);
+  const listener =
+    frames === undefined
+      ? app
+      : (req: IncomingMessage, res: ServerResponse) => {
+          if (!frames.handle(req, res)) app(req, res);
+        };
+  // Nagle off: a frame of a dependent round is one small write that must leave at once.
+  const server = createServer({ noDelay: true, keepAlive: true }, listener);
   return new Promise((resolve, reject) => {
-    const server = app.listen(where.port, where.host);
     // Slow-loris protection: a peer must send headers and body within these limits.
+    // (Frame streams retire themselves well within requestTimeout: ./frame-link.ts.)
     server.headersTimeout = 30_000;
     server.requestTimeout = 120_000;
     server.keepAliveTimeout = 5_000;
@@ -291,10 +286,13 @@ export function startNodeApi(app: express.Express, where: { host: string; port: 
         close: () =>
           new Promise<void>((done, fail) => {
             server.close((err) => (err ? fail(err) : done()));
+            // Open frame streams are requests in progress: end them so close() does not wait for their retirement.
+            frames?.closeStreams();
             // Idle keep-alive sockets would otherwise hold close() open for keepAliveTimeout.
             server.closeIdleConnections();
           }),
       });
     });
+    server.listen(where.port, where.host);
   });
 }

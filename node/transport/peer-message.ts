@@ -33,6 +33,7 @@ import { ConsortError } from "../errors.ts";
 import {
   ByteReader,
   ByteWriter,
+  UINT256_MAX,
   UINT32_MAX,
   addressToBytes,
   bytesToUint256,
@@ -91,7 +92,10 @@ function badSignature(message: string, details: Record<string, unknown> = {}): C
 /** BAD_REQUEST naming the field unless `label` is well-formed. */
 export function assertMessageLabel(label: MessageLabel): void {
   if (label === null || typeof label !== "object") throw badRequest("label", `expected an object, got ${describeValue(label)}`);
-  uint256ToBytes(label.taskId, "label.taskId");
+  // A range check, not uint256ToBytes: this runs on every message of every round.
+  if (typeof label.taskId !== "bigint" || label.taskId < 0n || label.taskId > UINT256_MAX) {
+    throw badRequest("label.taskId", `expected an unsigned 256-bit integer, got ${describeValue(label.taskId)}`);
+  }
   if (!Number.isInteger(label.round) || label.round < 0 || label.round > UINT32_MAX) {
     throw badRequest("label.round", `expected an integer in 0..${UINT32_MAX}, got ${describeValue(label.round)}`);
   }
