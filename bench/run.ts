@@ -7,6 +7,9 @@
 import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
+import { getJson } from "../node/transport/http-client.ts";
+import { ProgramBuilder } from "../node/program/program-builder.ts";
+import { field, int } from "../node/program/secret-types.ts";
 import { totalAndMean } from "../node/program/standard-programs.ts";
 import { startBenchCluster, runTask, type BenchCluster } from "./cluster-bench.ts";
 
@@ -34,18 +37,113 @@ async function meanOf3x1000(cluster: BenchCluster, runs: number): Promise<Figure
   return { name: "mean of 3 x 1,000 values, task creation to on-chain finalization", value: median(times), unit: "ms", target: "< 2,000 ms", runs: times };
 }
 
+interface ComputeStats {
+  ms: number;
+  rounds: number;
+  payloadBytesSent: number;
+}
+
+/** What each node reports about its computation of `taskId`: the slowest party's time, everyone's bytes. */
+async function computeStats(cluster: BenchCluster, taskId: bigint): Promise<{ ms: number; rounds: number; bytes: number }> {
+  const stats = await Promise.all(
+    cluster.nodes.map(async (n) => ((await getJson(n.url, `/v1/tasks/${taskId}`, { timeoutMs: 10_000 })) as { compute: ComputeStats | null }).compute),
+  );
+  if (stats.some((x) => x === null)) throw new Error(`a node has no compute stats for task ${taskId}`);
+  const all = stats as ComputeStats[];
+  return { ms: Math.max(...all.map((x) => x.ms)), rounds: all[0]!.rounds, bytes: all.reduce((a, x) => a + x.payloadBytesSent, 0) };
+}
+
+const randomField = (count: number, seed: number) => Array.from({ length: count }, (_, i) => BigInt((seed * 1_000_003 + i * 7_919) % 2_147_483_647));
+
+/** 100,000 element-wise products of two owners' private vectors, summed before opening (so opening costs one element). */
+async function multiplications(cluster: BenchCluster, runs: number): Promise<Figure[]> {
+  const size = 100_000;
+  const p = new ProgramBuilder("bench-multiplications");
+  const a = p.input("values-0", { owner: 0, type: field(), length: size });
+  const b = p.input("values-1", { owner: 1, type: field(), length: size });
+  p.output("sum", p.reduceSum(p.mul(a, b)));
+  const program = p.build();
+  const inputs = [randomField(size, 1), randomField(size, 2)];
+  const rates: number[] = [];
+  const bytes: number[] = [];
+  for (let r = 0; r < runs + 1; r++) {
+    const t = await runTask(cluster, program, inputs, 1);
+    const s = await computeStats(cluster, t.taskId);
+    if (r === 0) continue; // warm-up
+    rates.push(size / (s.ms / 1000));
+    bytes.push(s.bytes / size);
+  }
+  return [
+    { name: "multiplications per second (batch of 100,000)", value: median(rates), unit: "mul/s", target: ">= 300,000", runs: rates },
+    { name: "payload bytes sent per multiplication (all parties)", value: median(bytes), unit: "B", target: "(report)", runs: bytes },
+  ];
+}
+
+/** 10,000 comparisons a < b of two owners' private 32-bit integers; only the count is opened. */
+async function comparisons(cluster: BenchCluster, runs: number): Promise<Figure> {
+  const size = 10_000;
+  const p = new ProgramBuilder("bench-comparisons");
+  const a = p.input("values-0", { owner: 0, type: int(32), length: size });
+  const b = p.input("values-1", { owner: 1, type: int(32), length: size });
+  p.output("count", p.reduceSum(p.lt(a, b)));
+  const program = p.build();
+  const signed = (seed: number) => randomField(size, seed).map((x) => (x % 4_294_967_296n) - 2_147_483_648n);
+  const inputs = [signed(3), signed(4)];
+  const rates: number[] = [];
+  for (let r = 0; r < runs + 1; r++) {
+    const t = await runTask(cluster, program, inputs, 1);
+    const s = await computeStats(cluster, t.taskId);
+    if (r > 0) rates.push(size / (s.ms / 1000));
+  }
+  return { name: "32-bit comparisons per second (batch of 10,000)", value: median(rates), unit: "cmp/s", target: ">= 3,000", runs: rates };
+}
+
+/** 1,000 dependent multiplications x <- x * y: one round each. */
+async function roundLatency(cluster: BenchCluster, runs: number): Promise<Figure> {
+  const depth = 1_000;
+  const p = new ProgramBuilder("bench-round-latency");
+  let x = p.input("values-0", { owner: 0, type: field() });
+  const y = p.input("values-1", { owner: 1, type: field() });
+  for (let i = 0; i < depth; i++) x = p.mul(x, y);
+  p.output("x", x);
+  const program = p.build();
+  const perRound: number[] = [];
+  for (let r = 0; r < runs + 1; r++) {
+    const t = await runTask(cluster, program, [[3n], [5n]], 1);
+    const s = await computeStats(cluster, t.taskId);
+    if (r > 0) perRound.push(s.ms / s.rounds);
+  }
+  return { name: "round latency (1,000 dependent multiplications)", value: median(perRound), unit: "ms", target: "<= 0.5 ms", runs: perRound };
+}
+
 async function main(): Promise<void> {
   const cluster = await startBenchCluster(3, 3);
   const figures: Figure[] = [];
   try {
-    figures.push(await meanOf3x1000(cluster, 5));
+    const only = process.env.CONSORT_BENCH_ONLY?.split(",");
+    const scenarios: [string, () => Promise<Figure | Figure[]>][] = [
+      ["mean", () => meanOf3x1000(cluster, 5)],
+      ["round", () => roundLatency(cluster, 3)],
+      ["mul", () => multiplications(cluster, 3)],
+      ["cmp", () => comparisons(cluster, 3)],
+    ];
+    for (const [key, scenario] of scenarios) {
+      if (only !== undefined && !only.includes(key)) continue;
+      const started = performance.now();
+      const got = await scenario();
+      for (const f of [got].flat()) {
+        figures.push(f);
+        console.error(`bench: ${f.name}: ${f.value.toFixed(f.value < 10 ? 3 : 0)} ${f.unit} (${((performance.now() - started) / 1000).toFixed(0)} s)`);
+      }
+    }
   } finally {
     await cluster.stop();
   }
   const width = Math.max(...figures.map((f) => f.name.length));
   console.log(`\nConsort benchmarks: 3 node processes, t = 1, ${cpus().length} cores, Node ${process.versions.node}`);
   for (const f of figures) {
-    console.log(`  ${f.name.padEnd(width)}  ${f.value.toFixed(1).padStart(10)} ${f.unit.padEnd(6)} target ${f.target}  (runs: ${f.runs.map((x) => x.toFixed(0)).join(", ")})`);
+    const digits = f.value < 10 ? 3 : 0;
+    console.log(`  ${f.name.padEnd(width)}  ${f.value.toFixed(digits).padStart(10)} ${f.unit.padEnd(6)} target ${f.target}  (runs: ${f.runs.map((x) => x.toFixed(digits)).join(", ")})`);
   }
   const out = fileURLToPath(new URL("./results.json", import.meta.url));
   writeFileSync(

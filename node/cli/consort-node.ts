@@ -13,18 +13,23 @@ import { decodeFieldVector, encodeFieldVector } from "../math/field.ts";
 import { decodeProgram, programHash } from "../program/program-encoding.ts";
 import { programDataOwnerCount } from "../program/program.ts";
 import { decodeResult, encodeResult } from "../program/result-encoding.ts";
+import { frVecCheck, frVecFromBigints } from "../math/fr-vec.ts";
 import { runProgram } from "../protocol/program-runner.ts";
 import type { RoundNetwork } from "../protocol/round-network.ts";
 import { NodeStore, type StoredTask } from "../store/node-store.ts";
 import { createNodeApi, startNodeApi, type RunningNodeApi } from "../transport/http-server.ts";
 import { labelKey, openPayload, verifyPeerMessageSignature, type MessageLabel, type SignedPeerMessage } from "../transport/peer-message.ts";
 import { openSharePayload, verifyShareSubmission, type ShareSubmission } from "../transport/share-submission.ts";
+import { sealOutputResponse, verifyOutputRequest, type OutputRequest } from "../transport/output-request.ts";
 import { ownerInputLayout, splitOwnerVector } from "./input-layout.ts";
+import { encodeRequesterShare } from "./requester-outputs.ts";
 import type { Logger } from "./logger.ts";
 import type { NodeConfig, NodeSecrets } from "./node-config.ts";
 import { loadOrCreateEncryptionKey } from "./node-keys.ts";
 import { PartyDirectory } from "./party-directory.ts";
 import { PeerChannel } from "./peer-channel.ts";
+import { PeerSessions, type AcceptedFrame } from "../transport/peer-sessions.ts";
+import { maxFrameBytes } from "../transport/peer-frame.ts";
 import { PeerMailbox } from "./peer-mailbox.ts";
 
 /** The label of the message in which a party sends its signed attestation of the result to its peers. */
@@ -68,8 +73,11 @@ export class ConsortNode {
   private readonly mailbox = new PeerMailbox();
   private readonly directory: PartyDirectory;
   private readonly channel: PeerChannel;
+  private readonly sessions: PeerSessions;
   private readonly watcher: EventWatcher;
   private readonly active = new Map<string, Promise<void>>();
+  /** How the last computation of each task went (for operators and benchmarks; not persisted). */
+  private readonly computeStats = new Map<string, { ms: number; rounds: number; payloadBytesSent: number }>();
   private readonly rerun = new Set<string>();
   private api: RunningNodeApi | undefined;
   private stopping = false;
@@ -95,17 +103,20 @@ export class ConsortNode {
     this.logger = args.logger;
     this.encryptionKey = args.encryptionKey;
     this.directory = new PartyDirectory(args.registry);
-    this.channel = new PeerChannel({
+    this.sessions = new PeerSessions({
       chainId: this.chainId,
       registry: this.registry.address,
-      wallet: this.wallet,
-      directory: this.directory,
-      store: this.store,
-      mailbox: this.mailbox,
+      signingKey: this.wallet,
+      encryptionPrivateKey: this.encryptionKey.privateKey,
+      lookupParty: (address) => this.directory.get(address),
+      taskParties: (taskId) => this.store.getTask(taskId)?.parties,
+      deliver: (frame) => this.storeFrame(frame),
       timeoutMs: this.config.protocolTimeoutMs,
       onRetry: ({ to, label, attempt, error }) =>
         this.logger.debug({ to, label, attempt, code: error.code }, "peer not ready; retrying"),
+      onError: (error, info) => this.logger.warn({ ...info, code: error.code }, error.message),
     });
+    this.channel = new PeerChannel({ sessions: this.sessions, store: this.store, mailbox: this.mailbox, timeoutMs: this.config.protocolTimeoutMs });
     this.watcher = new EventWatcher({
       provider: this.provider,
       address: this.registry.address,
@@ -177,13 +188,24 @@ export class ConsortNode {
         submitShare: async (submission) => this.acceptShare(submission),
         deliverMessage: async (message) => this.acceptMessage(message),
         getProgram: async (hash) => this.programByHash(hash),
+        requesterOutputs: async (request) => this.requesterOutputs(request),
       },
       {
         maxMessageBytes: this.config.maxMessageBytes,
         logger: (event) => this.logger.warn(event, "api request failed"),
       },
     );
-    this.api = await startNodeApi(app, { host: this.config.host, port: this.config.port });
+    this.api = await startNodeApi(
+      app,
+      { host: this.config.host, port: this.config.port },
+      {
+        frames: {
+          receive: (record) => this.sessions.receive(record),
+          maxRecordBytes: maxFrameBytes(this.config.maxMessageBytes),
+          logger: (event) => this.logger.warn(event, "peer frame rejected"),
+        },
+      },
+    );
   }
 
   async stop(): Promise<void> {
@@ -191,6 +213,7 @@ export class ConsortNode {
     this.stopping = true;
     await this.watcher.stop();
     this.mailbox.close("the node is stopping");
+    await this.sessions.close();
     await this.api?.close();
     await Promise.allSettled([...this.active.values()]);
     this.store.close();
@@ -221,6 +244,27 @@ export class ConsortNode {
       throw new ConsortError("NOT_FOUND", `party ${this.address} holds no program with hash ${hash}`, { details: { programHash: hash } });
     }
     return task.program;
+  }
+
+  /**
+   * This party's shares of a finalized task's requester-only outputs, sealed to
+   * the ephemeral key in the requester's signed request (node/transport/output-request.ts).
+   */
+  private requesterOutputs(request: OutputRequest): Record<string, unknown> {
+    const task = this.store.getTask(BigInt(request.taskId));
+    if (task === undefined) {
+      throw new ConsortError("UNKNOWN_TASK", `task ${request.taskId} is unknown to party ${this.address}`, { details: { taskId: request.taskId } });
+    }
+    verifyOutputRequest(request, { chainId: this.chainId, registry: this.registry.address, requester: task.requester, nowSeconds: Math.floor(Date.now() / 1000) });
+    if (task.status !== "finalized") {
+      throw new ConsortError("TASK_NOT_ACCEPTING", `task ${request.taskId} is ${task.status}; requester outputs are released once it is finalized`, {
+        retryable: task.status === "computing" || task.status === "attesting" || task.status === "awaiting-inputs",
+      });
+    }
+    const shares = [...this.store.getRequesterShares(task.taskId).values()].map((payload) => hexlify(payload));
+    const sealed = sealOutputResponse(request, this.address, new TextEncoder().encode(JSON.stringify(shares)));
+    this.logger.info({ taskId: request.taskId, outputs: shares.length }, "requester outputs released to the requester");
+    return { party: this.address, sealed: hexlify(sealed) };
   }
 
   private knownTask(taskId: bigint): StoredTask {
@@ -269,6 +313,7 @@ export class ConsortNode {
       attestations: this.store.getAttestations(taskId).map((a) => a.signer),
       finalizedBlock: task.finalizedBlock ?? null,
       finalizeTx: task.finalizeTx ?? null,
+      compute: this.computeStats.get(taskId.toString()) ?? null,
     };
   }
 
@@ -365,7 +410,31 @@ export class ConsortNode {
     return { status: "accepted", taskId: submission.taskId, dataOwner, party: this.address };
   }
 
-  /** A peer's protocol message: signed by a party of the task, sealed to us, stored before it is acknowledged. */
+  /**
+   * A peer's frame that PeerSessions has authenticated (pairwise AEAD under
+   * keys derived from both parties' registered keys, Ed25519 frame key
+   * certified by the sender's registered address) and found to come from a
+   * party of the task: validated, stored, then handed to the waiting round.
+   */
+  private storeFrame(frame: AcceptedFrame): void {
+    const { label, from, payload } = frame;
+    if (label.gate !== ATTESTATION_GATE) {
+      try {
+        frVecCheck(payload, "payload");
+      } catch (cause) {
+        throw new ConsortError("BAD_REQUEST", `the payload of ${labelKey(label)} from ${from} is not a field vector`, { cause });
+      }
+    }
+    const outcome = this.store.putMessage(label.taskId, label.round, label.gate, from, payload);
+    if (outcome === "conflict") {
+      throw new ConsortError("DUPLICATE_MESSAGE", `party ${from} already sent a different message for ${labelKey(label)}`, {
+        details: { label: labelKey(label), from },
+      });
+    }
+    this.mailbox.deliver(labelKey(label), from, payload);
+  }
+
+  /** A peer's protocol message on the older per-message route (POST /v1/messages): signed by a party of the task, sealed to us, stored before it is acknowledged. */
   private async acceptMessage(message: SignedPeerMessage): Promise<void> {
     const from = verifyPeerMessageSignature(message);
     if (message.chainId !== this.chainId || !sameAddress(message.registry, this.registry.address)) {
@@ -382,9 +451,9 @@ export class ConsortNode {
     }
     const payload = openPayload(this.encryptionKey.privateKey, message);
     if (message.label.gate !== ATTESTATION_GATE) {
-      // Reject bytes that are not a canonical field vector here, at the boundary, rather than mid-protocol.
+      // Reject bytes that are not a canonical packed field vector here, at the boundary, rather than mid-protocol.
       try {
-        decodeFieldVector(payload);
+        frVecCheck(payload, "payload");
       } catch (cause) {
         throw new ConsortError("BAD_REQUEST", `the payload of ${labelKey(message.label)} from ${from} is not a field vector`, { cause });
       }
@@ -474,6 +543,7 @@ export class ConsortNode {
         );
         // The messages held shares of intermediate values; the task is over.
         this.store.deleteMessages(taskId);
+        this.channel.forgetTask(taskId);
         this.logger.info({ taskId: taskId.toString(), block: event.blockNumber }, "task finalized on chain");
         return;
       }
@@ -482,6 +552,7 @@ export class ConsortNode {
         if (this.store.getTask(taskId) === undefined) return;
         this.store.setTaskStatus(taskId, "expired");
         this.store.deleteMessages(taskId);
+        this.channel.forgetTask(taskId);
         return;
       }
       case "PartyUpdated": {
@@ -540,45 +611,47 @@ export class ConsortNode {
   private async compute(task: StoredTask): Promise<void> {
     const program = decodeProgram(task.program);
     const shares = this.store.getShares(task.taskId);
-    const inputShares = new Map<string, bigint[]>();
+    const inputShares = new Map<string, Uint8Array>();
     task.dataOwners.forEach((owner, ownerIndex) => {
       const share = shares.get(owner);
       if (share === undefined) throw new ConsortError("INTERNAL", `missing share of ${owner}`);
       for (const [name, values] of splitOwnerVector(ownerInputLayout(program, ownerIndex), decodeFieldVector(share.values))) {
-        inputShares.set(name, values);
+        inputShares.set(name, frVecFromBigints(values));
       }
     });
-    const started = Date.now();
-    const outputs = await runProgram(program, {
+    const sent = { bytes: 0 };
+    const started = performance.now();
+    const run = await runProgram(program, {
       self: task.parties.findIndex((p) => sameAddress(p, this.address)),
       parties: task.parties.length,
       threshold: task.threshold,
       rng: randomBytes,
-      network: this.roundNetwork(task),
+      network: this.roundNetwork(task, sent),
     }, inputShares);
-    const result = encodeResult(program, outputs);
+    // Every frame the result depends on must be covered by a signed checkpoint before we attest to it.
+    await this.sessions.settled(task.taskId);
+    const ms = performance.now() - started;
+    this.computeStats.set(task.taskId.toString(), { ms, rounds: run.rounds, payloadBytesSent: sent.bytes });
+    const result = encodeResult(program, run.opened, run.commitments);
     const resultHash = keccak256(result);
     this.store.transaction(() => {
       this.store.setTaskResult(task.taskId, result, resultHash);
+      for (const [name, share] of run.requesterShares) this.store.putRequesterShare(task.taskId, name, encodeRequesterShare(share));
       this.store.setTaskStatus(task.taskId, "attesting");
     });
-    this.logger.info({ taskId: task.taskId.toString(), resultHash, ms: Date.now() - started }, "result computed");
+    this.logger.info({ taskId: task.taskId.toString(), resultHash, rounds: run.rounds, ms: Math.round(ms), payloadBytesSent: sent.bytes }, "result computed");
   }
 
   /** The protocol engine's view of the network for one task: field vectors in, field vectors out. */
-  private roundNetwork(task: StoredTask): RoundNetwork {
+  private roundNetwork(task: StoredTask, sent: { bytes: number }): RoundNetwork {
     const self = task.parties.findIndex((p) => sameAddress(p, this.address));
     return {
       exchange: async (label, outgoing) => {
         const full: MessageLabel = { taskId: task.taskId, round: label.round, gate: label.gate };
-        const sends = task.parties.map((party, j) =>
-          j === self ? Promise.resolve() : this.channel.send(full, party, encodeFieldVector(outgoing[j] ?? [])),
-        );
-        const receives = task.parties.map(async (party, j) =>
-          j === self ? [...(outgoing[self] ?? [])] : decodeFieldVector(await this.channel.receive(full, party)),
-        );
-        const [, received] = await Promise.all([Promise.all(sends), Promise.all(receives)]);
-        return received;
+        outgoing.forEach((payload, j) => {
+          if (j !== self) sent.bytes += payload.length;
+        });
+        return this.channel.exchange(full, task.parties, outgoing);
       },
     };
   }

@@ -10,11 +10,12 @@ import { ConsortError, toConsortError } from "../errors.ts";
 import { decodeProgram, encodeProgram, programHash } from "../program/program-encoding.ts";
 import { programInputs, type Program } from "../program/program.ts";
 import { describeType } from "../program/secret-types.ts";
-import { totalAndMean } from "../program/standard-programs.ts";
 import { getBytes, getJson } from "../transport/http-client.ts";
 import { chainNow, connectClient, type ConnectionOptions } from "./client-connection.ts";
 import { ConsortNode } from "./consort-node.ts";
 import { submitInput } from "./data-owner-client.ts";
+import { STANDARD_PROGRAMS, STANDARD_PROGRAM_NOTES, buildStandardProgram, parseParams } from "./standard-program-options.ts";
+import { collectRequesterOutputs } from "./requester-outputs.ts";
 import { createLogger } from "./logger.ts";
 import { loadNodeConfigFile } from "./node-config.ts";
 import { loadOrCreateEncryptionKey } from "./node-keys.ts";
@@ -174,16 +175,24 @@ export function buildCli(): Command {
   prog
     .command("build")
     .description("write a standard program's canonical bytes to a file")
-    .requiredOption("--standard <name>", "standard program: total-and-mean")
+    .requiredOption("--standard <name>", `standard program: ${Object.keys(STANDARD_PROGRAMS).join(", ")}`)
     .requiredOption("--owners <n>", "number of data owners")
-    .option("--values-per-owner <n>", "values each data owner contributes", "1")
-    .option("--bits <n>", "bit width of each signed integer value", "64")
+    .option("--param <key=value...>", "program parameters (see `consort program list`)")
     .requiredOption("--out <file>", "where to write the program")
-    .action((opts: { standard: string; owners: string; valuesPerOwner: string; bits: string; out: string }) => {
-      const program = standardProgram(opts.standard, parsePositiveInt(opts.owners, "--owners"), opts);
+    .action((opts: { standard: string; owners: string; param?: string[]; out: string }) => {
+      const program = buildStandardProgram(opts.standard, parsePositiveInt(opts.owners, "--owners"), parseParams(opts.param));
       const bytes = encodeProgram(program);
       writeFileSync(opts.out, bytes);
       print(`wrote ${opts.out}: ${programHash(bytes)}`);
+    });
+  prog
+    .command("list")
+    .description("list the standard programs and their parameters")
+    .action(() => {
+      for (const [name, params] of Object.entries(STANDARD_PROGRAMS)) {
+        const note = STANDARD_PROGRAM_NOTES[name];
+        print(`${name.padEnd(22)} ${params}${note === undefined ? "" : `  (${note})`}`);
+      }
     });
 
   // ------------------------------------------------------------------- task
@@ -191,9 +200,8 @@ export function buildCli(): Command {
   withKey(connectionOptions(task.command("create")))
     .description("create a task: a committed program, its parties, data owners, threshold and deadlines")
     .option("--program <file>", "canonical program file (see `consort program build`)")
-    .option("--standard <name>", "or a standard program: total-and-mean")
-    .option("--values-per-owner <n>", "with --standard: values each data owner contributes", "1")
-    .option("--bits <n>", "with --standard: bit width of each value", "64")
+    .option("--standard <name>", "or a standard program (see `consort program list`)")
+    .option("--param <key=value...>", "with --standard: its parameters")
     .requiredOption("--parties <addresses>", "comma-separated party addresses, in share order")
     .requiredOption("--data-owners <addresses>", "comma-separated data owner addresses, in program order")
     .requiredOption("--threshold <t>", "Shamir threshold t (2t+1 <= parties)")
@@ -204,7 +212,7 @@ export function buildCli(): Command {
       const dataOwners = parseAddressList(String(opts.dataOwners), "--data-owners");
       let bytes: Uint8Array;
       if (opts.program !== undefined) bytes = readProgramFile(opts.program).bytes;
-      else if (opts.standard !== undefined) bytes = encodeProgram(standardProgram(opts.standard, dataOwners.length, opts));
+      else if (opts.standard !== undefined) bytes = encodeProgram(buildStandardProgram(opts.standard, dataOwners.length, parseParams(opts.param as unknown as string[] | undefined)));
       else throw new ConsortError("BAD_REQUEST", "give --program <file> or --standard <name>");
       const c = await connectClient(conn(opts), true);
       try {
@@ -261,6 +269,25 @@ export function buildCli(): Command {
         print(`  deadlines inputs ${status.inputDeadline}, result ${status.resultDeadline}`);
         if (status.resultHash !== null) print(`  result    ${status.resultHash} (run \`consort audit --task ${taskId}\` for the values and checks)`);
         if (nodeView !== undefined) print(`  node      ${JSON.stringify(nodeView)}`);
+      } finally {
+        c.close();
+      }
+    });
+  withKey(connectionOptions(task.command("result")))
+    .description("as the task's requester, collect and reconstruct its requester-only outputs from the parties")
+    .requiredOption("--task <id>", "task id")
+    .option("--json", "print JSON")
+    .action(async (opts: Record<string, string | boolean | undefined>) => {
+      const c = await connectClient(conn(opts), true);
+      try {
+        const r = await collectRequesterOutputs(c.registry, c.wallet!, parseTaskId(String(opts.task)));
+        if (opts.json === true) {
+          json(r);
+          return;
+        }
+        if (Object.keys(r.outputs).length === 0) print(`task ${r.taskId} has no requester-only outputs (see \`consort audit\` for its opened ones)`);
+        for (const [name, value] of Object.entries(r.outputs)) print(`${name} = ${Array.isArray(value) ? `[${value.join(", ")}]` : String(value)}`);
+        if (r.parties.length > 0) print(`(from ${r.parties.length} parties, checked against the commitment the quorum signed on chain)`);
       } finally {
         c.close();
       }
@@ -355,19 +382,6 @@ async function fetchProgram(hash: string, opts: Record<string, unknown>): Promis
   }
 }
 
-function standardProgram(name: string, owners: number, opts: Record<string, unknown>): Program {
-  switch (name) {
-    case "total-and-mean":
-      return totalAndMean({
-        owners,
-        valuesPerOwner: parsePositiveInt(String(opts.valuesPerOwner ?? "1"), "--values-per-owner"),
-        bits: parsePositiveInt(String(opts.bits ?? "64"), "--bits"),
-      });
-    default:
-      throw new ConsortError("BAD_REQUEST", `unknown standard program "${name}" (known: total-and-mean)`);
-  }
-}
-
 /** Runs the CLI; prints one line per error and sets a non-zero exit code. */
 export async function runCli(argv: readonly string[]): Promise<void> {
   const cli = buildCli();
@@ -383,6 +397,12 @@ export async function runCli(argv: readonly string[]): Promise<void> {
     process.exitCode = e.retryable ? 75 : 1;
   }
 }
+
+// `consort ... | head` closes stdout early: that is not an error.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(0);
+  throw error;
+});
 
 const invokedAs = process.argv[1] === undefined ? undefined : realpathSync(process.argv[1]);
 if (invokedAs === fileURLToPath(import.meta.url)) {

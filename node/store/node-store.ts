@@ -115,6 +115,12 @@ CREATE TABLE IF NOT EXISTS messages (
   received_at INTEGER NOT NULL,
   PRIMARY KEY (task_id, round, gate, from_party)
 );
+CREATE TABLE IF NOT EXISTS requester_shares (
+  task_id TEXT NOT NULL,
+  output TEXT NOT NULL,
+  payload BLOB NOT NULL,                 -- this party's re-randomized shares, salt and digests (node/cli/requester-outputs.ts)
+  PRIMARY KEY (task_id, output)
+);
 CREATE TABLE IF NOT EXISTS attestations (
   task_id TEXT NOT NULL,
   signer TEXT NOT NULL,
@@ -439,6 +445,27 @@ export class NodeStore {
   /** Drops a finished task's protocol messages (they hold shares of intermediate values). */
   deleteMessages(taskId: bigint): void {
     this.run("DELETE FROM messages WHERE task_id = ?", taskId.toString());
+  }
+
+  // --------------------------------------------------------- requester shares
+
+  /** This party's share of a requester-only output; kept until the requester collects it. */
+  putRequesterShare(taskId: bigint, output: string, payload: Uint8Array): void {
+    this.run(
+      "INSERT INTO requester_shares (task_id, output, payload) VALUES (?, ?, ?) ON CONFLICT(task_id, output) DO UPDATE SET payload = excluded.payload",
+      taskId.toString(),
+      output,
+      payload,
+    );
+  }
+
+  getRequesterShares(taskId: bigint): Map<string, Uint8Array> {
+    return new Map(
+      this.all("SELECT output, payload FROM requester_shares WHERE task_id = ? ORDER BY output", taskId.toString()).map((r) => [
+        String(r.output),
+        r.payload as Uint8Array,
+      ]),
+    );
   }
 
   // ------------------------------------------------------------- attestations

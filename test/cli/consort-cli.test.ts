@@ -67,6 +67,32 @@ describe("cli/consort command line", function () {
     expect(r.stderr + r.stdout).to.not.include("ab".repeat(32));
   });
 
+  it("builds every standard program from the command line, and names a bad parameter", async () => {
+    const required: Record<string, string[]> = {
+      "dot-product": ["--param", "length=4"],
+      "portfolio-return": ["--param", "assets=3"],
+      histogram: ["--param", "boundaries=0;100"],
+      "count-above": ["--param", "threshold=50"],
+      "set-intersection": ["--param", "ids-per-owner=4"],
+      "linear-regression": ["--param", "points-per-owner=5"],
+    };
+    const list = await consort(["program", "list"]);
+    const names = list.stdout.trim().split("\n").map((l) => l.split(/\s+/)[0]!);
+    expect(names).to.include.members(["total-and-mean", "variance-and-stddev", "second-price-auction", "linear-regression"]);
+    for (const name of names) {
+      const owners = name === "dot-product" ? "2" : "3";
+      const out = join(dir, `${name}.json`);
+      const r = await consort(["program", "build", "--standard", name, "--owners", owners, ...(required[name] ?? []), "--out", out]);
+      expect(r.code, `${name}: ${r.stderr}`).to.equal(0);
+      const shown = await consort(["program", "show", out]);
+      expect(shown.stdout, name).to.match(/\n  input   (values|holdings|x)-0: /);
+      expect(shown.stdout, name).to.include(`program ${name === "set-intersection" ? "set-intersection-cardinality" : name}`);
+    }
+    const bad = await consort(["program", "build", "--standard", "histogram", "--owners", "3", "--param", "colour=blue", "--out", join(dir, "x.json")]);
+    expect(bad.code).to.equal(1);
+    expect(bad.stderr).to.match(/^consort: BAD_REQUEST: unknown parameter "colour"/);
+  });
+
   it("program build, hash and show agree on the committed bytes", async () => {
     const out = join(dir, "program.json");
     const built = await consort(["program", "build", "--standard", "total-and-mean", "--owners", "3", "--out", out]);

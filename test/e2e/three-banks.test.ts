@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -22,6 +22,11 @@ import {
 } from "../../node/cli/local-cluster.ts";
 import { registerNodeParty } from "../../node/cli/register-node-party.ts";
 import { deterministicRng } from "../../node/math/rng.ts";
+import { ProgramBuilder } from "../../node/program/program-builder.ts";
+import { encodeProgram } from "../../node/program/program-encoding.ts";
+import { int } from "../../node/program/secret-types.ts";
+import { secondPriceAuction } from "../../node/program/standard-programs.ts";
+import { signOutputRequest } from "../../node/transport/output-request.ts";
 
 const run = promisify(execFile);
 
@@ -66,11 +71,11 @@ describe("e2e: three banks on a local chain", function () {
     }
   }
 
-  async function createTask(): Promise<bigint> {
+  async function createTask(programFile?: string): Promise<bigint> {
     const r = await consort(
       [
         "task", "create",
-        "--standard", "total-and-mean",
+        ...(programFile === undefined ? ["--standard", "total-and-mean"] : ["--program", programFile]),
         "--parties", nodes.map((n) => n.address).join(","),
         "--data-owners", owners.map((o) => o.address).join(","),
         "--threshold", "1",
@@ -174,6 +179,55 @@ describe("e2e: three banks on a local chain", function () {
     const unknown = await consort(["program", "show", `0x${"ab".repeat(32)}`]);
     expect(unknown.code).to.equal(1);
     expect(unknown.stderr).to.match(/^consort: NOT_FOUND: /);
+  });
+
+  it("runs a sealed-bid second-price auction on shares: only the winner and the price are opened", async () => {
+    const file = join(workDir, "auction.json");
+    writeFileSync(file, encodeProgram(secondPriceAuction({ bidders: 3, bits: 32 })));
+    const taskId = await createTask(file);
+    const bids = [70_000n, 91_500n, 88_250n];
+    await Promise.all(bids.map((b, i) => submitLibrary(i, taskId, b)));
+    await waitFinalized(taskId);
+    const report = await auditTask(requester, taskId);
+    expect(report.passed).to.equal(true);
+    expect(report.result?.outputs).to.deep.equal({ winner: "1", price: "88250" });
+  });
+
+  it("opens a requester-only output to the requester alone, checked against the commitment signed on chain", async () => {
+    const p = new ProgramBuilder("private-total");
+    const values = [0, 1, 2].map((i) => p.input(`values-${i}`, { owner: i, type: int(48) }));
+    p.output("total", p.sum(values), { reveal: "requester" });
+    const file = join(workDir, "private-total.json");
+    writeFileSync(file, encodeProgram(p.build()));
+    const taskId = await createTask(file);
+    const inputs = [randomValue(), randomValue(), randomValue()];
+    await Promise.all(inputs.map((v, i) => submitLibrary(i, taskId, v)));
+    await waitFinalized(taskId);
+    // On chain: a commitment, not the value.
+    const report = await auditTask(requester, taskId);
+    expect(report.passed).to.equal(true);
+    const onChain = report.result?.outputs?.total;
+    expect(onChain).to.match(/^0x[0-9a-f]{64}$/);
+    const total = inputs.reduce((a, b) => a + b, 0n);
+    expect(onChain).to.not.include(total.toString());
+    // The requester reconstructs it; anyone else is refused.
+    const mine = await consort(["task", "result", "--task", taskId.toString()], { CONSORT_PRIVATE_KEY: devWallet(0).privateKey });
+    expect(mine.code, mine.stderr).to.equal(0);
+    expect(mine.stdout).to.include(`total = ${total}`);
+    const theirs = await consort(["task", "result", "--task", taskId.toString()], { CONSORT_PRIVATE_KEY: owners[0]!.privateKey });
+    expect(theirs.code).to.equal(1);
+    expect(theirs.stderr).to.match(/^consort: NOT_REQUESTER: /);
+    // A party refuses a request not signed by the requester, even one that names the requester.
+    const forged = await signOutputRequest(
+      { version: 1, chainId: "31337", registry: registryAddress, taskId: taskId.toString(), requester: owners[0]!.address, ephemeralKey: `0x02${"11".repeat(32)}`, issuedAt: Math.floor(Date.now() / 1000) },
+      owners[0]!,
+    );
+    const refused = await fetch(`${nodes[0]!.url}/v1/tasks/${taskId}/outputs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ...forged, requester: devWallet(0).address }),
+    });
+    expect(refused.status).to.equal(401);
   });
 
   it("a standby party finalizes when the designated submitter cannot pay for the transaction", async () => {

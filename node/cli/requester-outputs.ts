@@ -1,0 +1,117 @@
+import { getAddress, getBytes, hexlify, type Signer } from "ethers";
+import { secp256k1 } from "@noble/curves/secp256k1.js";
+import type { RegistryClient } from "../chain/registry-client.ts";
+import { findTaskCreated, findTaskFinalized } from "../chain/task-events.ts";
+import { ConsortError, toConsortError } from "../errors.ts";
+import { decodeProgram } from "../program/program-encoding.ts";
+import { decodeResult } from "../program/result-encoding.ts";
+import { reconstructRequesterOutput, type RequesterOutputShare } from "../protocol/requester-output.ts";
+import { postJson } from "../transport/http-client.ts";
+import { openOutputResponse, signOutputRequest, type UnsignedOutputRequest } from "../transport/output-request.ts";
+
+/** A party's requester-output shares as stored and as sealed to the requester: JSON, bytes as hex. */
+export function encodeRequesterShare(share: RequesterOutputShare): Uint8Array {
+  return new TextEncoder().encode(
+    JSON.stringify({
+      output: share.output,
+      party: share.party,
+      shares: hexlify(share.shares),
+      salt: hexlify(share.salt),
+      digests: share.digests.map((d) => hexlify(d)),
+      commitment: share.commitment,
+    }),
+  );
+}
+
+export function decodeRequesterShare(bytes: Uint8Array): RequesterOutputShare {
+  try {
+    const j = JSON.parse(new TextDecoder().decode(bytes)) as Record<string, unknown>;
+    if (typeof j.output !== "string" || typeof j.party !== "number" || !Array.isArray(j.digests) || typeof j.commitment !== "string") {
+      throw new Error("missing fields");
+    }
+    return {
+      output: j.output,
+      party: j.party,
+      shares: getBytes(String(j.shares)),
+      salt: getBytes(String(j.salt)),
+      digests: j.digests.map((d) => getBytes(String(d))),
+      commitment: j.commitment,
+    };
+  } catch (cause) {
+    throw new ConsortError("PROTOCOL_INVALID_MESSAGE", "a requester share is malformed", { cause });
+  }
+}
+
+export interface RequesterOutputs {
+  readonly taskId: bigint;
+  /** Rendered value of every requester-only output, by name. */
+  readonly outputs: Readonly<Record<string, string | readonly string[]>>;
+  /** Parties that answered. */
+  readonly parties: readonly string[];
+}
+
+/**
+ * The requester's client: after the task is finalized, asks every party for
+ * its shares of the requester-only outputs (a signed request naming a fresh
+ * ephemeral key), opens the answers, checks every share against the
+ * commitment the quorum signed on chain, and reconstructs. Needs t + 1
+ * answers; with more, inconsistent shares are detected.
+ */
+export async function collectRequesterOutputs(registry: RegistryClient, signer: Signer, taskId: bigint): Promise<RequesterOutputs> {
+  const requester = getAddress(await signer.getAddress());
+  const task = await registry.getTask(taskId);
+  if (getAddress(task.requester) !== requester) {
+    throw new ConsortError("NOT_REQUESTER", `${requester} is not the requester of task ${taskId} (${getAddress(task.requester)} is)`);
+  }
+  const finalized = await findTaskFinalized(registry, taskId, Number(task.createdAtBlock));
+  if (finalized === undefined) throw new ConsortError("TASK_NOT_ACCEPTING", `task ${taskId} is not finalized yet`, { retryable: true });
+  const program = decodeProgram((await findTaskCreated(registry, taskId, Number(task.createdAtBlock))).program);
+  const result = decodeResult(program, finalized.result);
+  const names = program.outputs.filter((o) => o.reveal === "requester").map((o) => o.name);
+  if (names.length === 0) return { taskId, outputs: {}, parties: [] };
+  const chainId = await registry.chainId();
+  const ephemeralPrivate = secp256k1.utils.randomSecretKey();
+  const unsigned: UnsignedOutputRequest = {
+    version: 1,
+    chainId: chainId.toString(),
+    registry: registry.address,
+    taskId: taskId.toString(),
+    requester,
+    ephemeralKey: hexlify(secp256k1.getPublicKey(ephemeralPrivate, true)),
+    issuedAt: Math.floor(Date.now() / 1000),
+  };
+  const request = await signOutputRequest(unsigned, signer as Parameters<typeof signOutputRequest>[1]);
+  const byParty: (Map<string, RequesterOutputShare> | undefined)[] = [];
+  const answered: string[] = [];
+  const failures: string[] = [];
+  await Promise.all(
+    task.parties.map(async (partyAddress, index) => {
+      try {
+        const party = await registry.getParty(partyAddress);
+        const answer = (await postJson(party.endpoint, `/v1/tasks/${taskId}/outputs`, request, { timeoutMs: 15_000 })) as { sealed?: unknown };
+        if (typeof answer.sealed !== "string") throw new ConsortError("PROTOCOL_INVALID_MESSAGE", "the answer has no sealed field");
+        const opened = openOutputResponse(unsigned, getAddress(partyAddress), ephemeralPrivate, getBytes(answer.sealed));
+        const shares = (JSON.parse(new TextDecoder().decode(opened)) as string[]).map((s) => decodeRequesterShare(getBytes(s)));
+        byParty[index] = new Map(shares.map((s) => [s.output, s]));
+        answered.push(getAddress(partyAddress));
+      } catch (error) {
+        failures.push(`${getAddress(partyAddress)}: ${toConsortError(error).message}`);
+      }
+    }),
+  );
+  if (answered.length < task.threshold + 1) {
+    throw new ConsortError(
+      "PEER_UNREACHABLE",
+      `only ${answered.length} of the ${task.threshold + 1} parties needed answered: ${failures.join("; ")}`,
+      { retryable: true },
+    );
+  }
+  const outputs: Record<string, string | readonly string[]> = {};
+  for (const name of names) {
+    const commitment = result.outputs[name];
+    if (typeof commitment !== "string") throw new ConsortError("PROTOCOL_INVALID_MESSAGE", `the on-chain result has no commitment for ${name}`);
+    const shares = task.parties.map((_, j) => byParty[j]?.get(name));
+    outputs[name] = reconstructRequesterOutput(program, name, shares, { threshold: task.threshold, commitment }).rendered;
+  }
+  return { taskId, outputs, parties: answered };
+}
