@@ -43,14 +43,25 @@ interface ComputeStats {
   payloadBytesSent: number;
 }
 
-/** What each node reports about its computation of `taskId`: the slowest party's time, everyone's bytes. */
-async function computeStats(cluster: BenchCluster, taskId: bigint): Promise<{ ms: number; rounds: number; bytes: number }> {
+/**
+ * What each node reports about its computation of `taskId`. Parties start when
+ * their own input shares are verified, so the first to start also waits for
+ * the others' input checks: `ms` is the time of the LAST party to start (the
+ * protocol's own duration, waiting for no one's inputs), `slowestMs` the
+ * longest any party spent, and `bytes` everyone's payload bytes.
+ */
+async function computeStats(cluster: BenchCluster, taskId: bigint): Promise<{ ms: number; slowestMs: number; rounds: number; bytes: number }> {
   const stats = await Promise.all(
     cluster.nodes.map(async (n) => ((await getJson(n.url, `/v1/tasks/${taskId}`, { timeoutMs: 10_000 })) as { compute: ComputeStats | null }).compute),
   );
   if (stats.some((x) => x === null)) throw new Error(`a node has no compute stats for task ${taskId}`);
   const all = stats as ComputeStats[];
-  return { ms: Math.max(...all.map((x) => x.ms)), rounds: all[0]!.rounds, bytes: all.reduce((a, x) => a + x.payloadBytesSent, 0) };
+  return {
+    ms: Math.min(...all.map((x) => x.ms)),
+    slowestMs: Math.max(...all.map((x) => x.ms)),
+    rounds: all[0]!.rounds,
+    bytes: all.reduce((a, x) => a + x.payloadBytesSent, 0),
+  };
 }
 
 const randomField = (count: number, seed: number) => Array.from({ length: count }, (_, i) => BigInt((seed * 1_000_003 + i * 7_919) % 2_147_483_647));
