@@ -1,21 +1,10 @@
 import { expect } from "chai";
 import fc from "fast-check";
-import { ConsortError, type ConsortErrorCode } from "../../node/errors.ts";
 import { FR_MODULUS, decodeSigned } from "../../node/math/field.ts";
 import { encodeInputValues, encodeValue } from "../../node/program/input-values.ts";
 import { ProgramBuilder } from "../../node/program/program-builder.ts";
 import { field, fixed, int, type SecretType } from "../../node/program/secret-types.ts";
-
-function expectCode(fn: () => unknown, code: ConsortErrorCode): ConsortError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).to.be.instanceOf(ConsortError);
-    expect((error as ConsortError).code).to.equal(code);
-    return error as ConsortError;
-  }
-  expect.fail(`expected ${code}, but nothing was thrown`);
-}
+import { expectCode } from "../support/consort-error-assertions.ts";
 
 /** A one-input program of `type` and `length`, opened as is. */
 function single(type: SecretType, length = 1) {

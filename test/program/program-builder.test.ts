@@ -1,20 +1,9 @@
 import { expect } from "chai";
-import { ConsortError, type ConsortErrorCode } from "../../node/errors.ts";
 import { FR_MODULUS } from "../../node/math/field.ts";
 import { ProgramBuilder } from "../../node/program/program-builder.ts";
 import { programDataOwnerCount, programInputs, type Gate } from "../../node/program/program.ts";
 import { MAX_WIRE_BITS, bitsForRange, field, fixed, int, rangeOf } from "../../node/program/secret-types.ts";
-
-function expectCode(fn: () => unknown, code: ConsortErrorCode): ConsortError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).to.be.instanceOf(ConsortError);
-    expect((error as ConsortError).code).to.equal(code);
-    return error as ConsortError;
-  }
-  expect.fail(`expected ${code}, but nothing was thrown`);
-}
+import { expectCode } from "../support/consort-error-assertions.ts";
 
 describe("ProgramBuilder", () => {
   it("widens int types to the exact range of each linear gate", () => {

@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import fc from "fast-check";
 import { keccak256, toUtf8Bytes } from "ethers";
-import { ConsortError, type ConsortErrorCode } from "../../node/errors.ts";
+import { ConsortError } from "../../node/errors.ts";
 import { canonicalJsonBytes, type JsonValue } from "../../node/program/canonical-json.ts";
 import { ProgramBuilder, type WireRef } from "../../node/program/program-builder.ts";
 import {
@@ -14,17 +14,7 @@ import {
 import { PROGRAM_LIMITS, programDataOwnerCount, validateProgram, type Program } from "../../node/program/program.ts";
 import { field, fixed, int, type SecretType } from "../../node/program/secret-types.ts";
 import { totalAndMean } from "../../node/program/standard-programs.ts";
-
-function expectCode(fn: () => unknown, code: ConsortErrorCode): ConsortError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).to.be.instanceOf(ConsortError);
-    expect((error as ConsortError).code).to.equal(code);
-    return error as ConsortError;
-  }
-  expect.fail(`expected ${code}, but nothing was thrown`);
-}
+import { expectCode } from "../support/consort-error-assertions.ts";
 
 /** The known-answer program: every v1 gate kind, a fixed-point input and a derived ratio. */
 function katProgram(): Program {

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import fc from "fast-check";
-import { ConsortError, type ConsortErrorCode } from "../../node/errors.ts";
+import { ConsortError } from "../../node/errors.ts";
 import { decodeSigned } from "../../node/math/field.ts";
 import { canonicalJsonBytes, type JsonValue } from "../../node/program/canonical-json.ts";
 import { evaluatePlain } from "../../node/program/plain-evaluator.ts";
@@ -8,17 +8,7 @@ import { ProgramBuilder, type WireRef } from "../../node/program/program-builder
 import { decodeProgram, encodeProgram } from "../../node/program/program-encoding.ts";
 import { MAX_COMPARISON_BITS, PROGRAM_LIMITS, STATISTICAL_SECURITY_BITS, type Program } from "../../node/program/program.ts";
 import { bit, field, fixed, int, type SecretType } from "../../node/program/secret-types.ts";
-
-function expectCode(fn: () => unknown, code: ConsortErrorCode): ConsortError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).to.be.instanceOf(ConsortError);
-    expect((error as ConsortError).code).to.equal(code);
-    return error as ConsortError;
-  }
-  expect.fail(`expected ${code}, but nothing was thrown`);
-}
+import { expectCode } from "../support/consort-error-assertions.ts";
 
 /** Signed width of [lo, hi], computed independently of secret-types.ts. */
 function widthOf(lo: bigint, hi: bigint): number {

@@ -1,6 +1,5 @@
 import { expect } from "chai";
 import fc from "fast-check";
-import { ConsortError, type ConsortErrorCode } from "../../node/errors.ts";
 import { FR_MODULUS, encodeSigned } from "../../node/math/field.ts";
 import { canonicalJsonBytes } from "../../node/program/canonical-json.ts";
 import { formatBinaryFixed, formatRounded, parseDecimal, roundHalfEven } from "../../node/program/decimal.ts";
@@ -11,17 +10,7 @@ import type { OpenedOutputs, Program } from "../../node/program/program.ts";
 import { decodeResult, encodeResult } from "../../node/program/result-encoding.ts";
 import { field, fixed, int } from "../../node/program/secret-types.ts";
 import { totalAndMean } from "../../node/program/standard-programs.ts";
-
-function expectCode(fn: () => unknown, code: ConsortErrorCode): ConsortError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).to.be.instanceOf(ConsortError);
-    expect((error as ConsortError).code).to.equal(code);
-    return error as ConsortError;
-  }
-  expect.fail(`expected ${code}, but nothing was thrown`);
-}
+import { expectCode } from "../support/consort-error-assertions.ts";
 
 const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
 

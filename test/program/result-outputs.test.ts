@@ -1,6 +1,5 @@
 import { expect } from "chai";
 import fc from "fast-check";
-import { ConsortError, type ConsortErrorCode } from "../../node/errors.ts";
 import { encodeSigned } from "../../node/math/field.ts";
 import { canonicalJsonBytes } from "../../node/program/canonical-json.ts";
 import { formatRounded, formatSqrtRounded, isqrt } from "../../node/program/decimal.ts";
@@ -10,17 +9,7 @@ import { ProgramBuilder } from "../../node/program/program-builder.ts";
 import type { Program } from "../../node/program/program.ts";
 import { decodeResult, encodeResult, renderOutputValue } from "../../node/program/result-encoding.ts";
 import { bit, fixed, int } from "../../node/program/secret-types.ts";
-
-function expectCode(fn: () => unknown, code: ConsortErrorCode): ConsortError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).to.be.instanceOf(ConsortError);
-    expect((error as ConsortError).code).to.equal(code);
-    return error as ConsortError;
-  }
-  expect.fail(`expected ${code}, but nothing was thrown`);
-}
+import { expectCode } from "../support/consort-error-assertions.ts";
 
 const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
 const COMMITMENT = `0x${"ab".repeat(32)}`;

@@ -1,5 +1,4 @@
 import { expect } from "chai";
-import { ConsortError, type ConsortErrorCode } from "../../node/errors.ts";
 import { encodeSigned } from "../../node/math/field.ts";
 import { frVecReconstruct, frVecToBigints } from "../../node/math/fr-vec.ts";
 import { evaluatePlain } from "../../node/program/plain-evaluator.ts";
@@ -16,17 +15,7 @@ import {
   type RequesterOutputShare,
 } from "../../node/protocol/requester-output.ts";
 import { bumpFirst, fulfilled, runAll } from "./mpc-harness.ts";
-
-function expectCode(fn: () => unknown, code: ConsortErrorCode): ConsortError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).to.be.instanceOf(ConsortError);
-    expect((error as ConsortError).code, (error as Error).message).to.equal(code);
-    return error as ConsortError;
-  }
-  expect.fail(`expected ${code}, but nothing was thrown`);
-}
+import { expectCode } from "../support/consort-error-assertions.ts";
 
 function program() {
   const p = new ProgramBuilder("private-report");

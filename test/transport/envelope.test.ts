@@ -5,8 +5,6 @@ import { xchacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { concatBytes, utf8ToBytes } from "@noble/hashes/utils.js";
-import { isConsortError } from "../../node/errors.ts";
-import type { ConsortErrorCode } from "../../node/errors.ts";
 import {
   ENVELOPE_OVERHEAD,
   encryptionPublicKey,
@@ -15,17 +13,7 @@ import {
   openSealed,
   sealTo,
 } from "../../node/transport/envelope.ts";
-
-function expectCode(fn: () => unknown, code: ConsortErrorCode): void {
-  try {
-    fn();
-  } catch (err) {
-    expect(isConsortError(err), String(err)).to.equal(true);
-    expect((err as { code: string }).code).to.equal(code);
-    return;
-  }
-  expect.fail(`expected ${code}, nothing was thrown`);
-}
+import { expectCode } from "../support/consort-error-assertions.ts";
 
 const aad = utf8ToBytes("task/1/round/0/gate/open:0-3");
 

@@ -6,7 +6,6 @@ import { concatBytes, utf8ToBytes } from "@noble/hashes/utils.js";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { SigningKey, Wallet, getAddress, hexlify } from "ethers";
 import { isConsortError } from "../../node/errors.ts";
-import type { ConsortErrorCode } from "../../node/errors.ts";
 import { generateEncryptionKey } from "../../node/transport/envelope.ts";
 import {
   decodeSignedPeerMessage,
@@ -20,6 +19,7 @@ import {
   verifyPeerMessageSignature,
 } from "../../node/transport/peer-message.ts";
 import type { MessageLabel, PeerMessage, SignedPeerMessage } from "../../node/transport/peer-message.ts";
+import { expectCode } from "../support/consort-error-assertions.ts";
 
 function caught(fn: () => unknown): unknown {
   try {
@@ -28,13 +28,6 @@ function caught(fn: () => unknown): unknown {
     return err;
   }
   return undefined;
-}
-
-function expectCode(fn: () => unknown, code: ConsortErrorCode, field?: string): void {
-  const err = caught(fn);
-  expect(isConsortError(err), `expected ${code}, got ${String(err)}`).to.equal(true);
-  expect((err as { code: string }).code).to.equal(code);
-  if (field !== undefined) expect((err as { details: Record<string, unknown> }).details.field).to.equal(field);
 }
 
 // Fixed keys so failures reproduce.
@@ -73,17 +66,17 @@ describe("transport/peer-message", () => {
 
     it("rejects bad labels naming the field", () => {
       const ok = { taskId: 1n, round: 0, gate: "g" };
-      expectCode(() => labelKey({ ...ok, taskId: -1n }), "BAD_REQUEST", "label.taskId");
-      expectCode(() => labelKey({ ...ok, taskId: 1n << 256n }), "BAD_REQUEST", "label.taskId");
-      expectCode(() => labelKey({ ...ok, taskId: 1 as unknown as bigint }), "BAD_REQUEST", "label.taskId");
-      expectCode(() => labelKey({ ...ok, round: -1 }), "BAD_REQUEST", "label.round");
-      expectCode(() => labelKey({ ...ok, round: 2 ** 32 }), "BAD_REQUEST", "label.round");
-      expectCode(() => labelKey({ ...ok, round: 1.5 }), "BAD_REQUEST", "label.round");
-      expectCode(() => labelKey({ ...ok, gate: "" }), "BAD_REQUEST", "label.gate");
-      expectCode(() => labelKey({ ...ok, gate: "x".repeat(129) }), "BAD_REQUEST", "label.gate");
-      expectCode(() => labelKey({ ...ok, gate: "open 0-3" }), "BAD_REQUEST", "label.gate");
-      expectCode(() => labelKey({ ...ok, gate: "öpen" }), "BAD_REQUEST", "label.gate");
-      expectCode(() => labelKey({ ...ok, gate: "a\nb" }), "BAD_REQUEST", "label.gate");
+      expectCode(() => labelKey({ ...ok, taskId: -1n }), "BAD_REQUEST", { field: "label.taskId" });
+      expectCode(() => labelKey({ ...ok, taskId: 1n << 256n }), "BAD_REQUEST", { field: "label.taskId" });
+      expectCode(() => labelKey({ ...ok, taskId: 1 as unknown as bigint }), "BAD_REQUEST", { field: "label.taskId" });
+      expectCode(() => labelKey({ ...ok, round: -1 }), "BAD_REQUEST", { field: "label.round" });
+      expectCode(() => labelKey({ ...ok, round: 2 ** 32 }), "BAD_REQUEST", { field: "label.round" });
+      expectCode(() => labelKey({ ...ok, round: 1.5 }), "BAD_REQUEST", { field: "label.round" });
+      expectCode(() => labelKey({ ...ok, gate: "" }), "BAD_REQUEST", { field: "label.gate" });
+      expectCode(() => labelKey({ ...ok, gate: "x".repeat(129) }), "BAD_REQUEST", { field: "label.gate" });
+      expectCode(() => labelKey({ ...ok, gate: "open 0-3" }), "BAD_REQUEST", { field: "label.gate" });
+      expectCode(() => labelKey({ ...ok, gate: "öpen" }), "BAD_REQUEST", { field: "label.gate" });
+      expectCode(() => labelKey({ ...ok, gate: "a\nb" }), "BAD_REQUEST", { field: "label.gate" });
       expect(labelKey({ ...ok, gate: "x".repeat(128) })).to.have.length(`task/1/round/0/gate/`.length + 128);
     });
   });
@@ -184,29 +177,29 @@ describe("transport/peer-message", () => {
         b[offset] = value;
         return b;
       };
-      expectCode(() => decodeSignedPeerMessage(new Uint8Array(0)), "BAD_REQUEST", "version");
-      expectCode(() => decodeSignedPeerMessage(set(0, 2)), "BAD_REQUEST", "version");
-      expectCode(() => decodeSignedPeerMessage(bytes.subarray(0, 40)), "BAD_REQUEST", "registry");
-      expectCode(() => decodeSignedPeerMessage(set(gateAt, 0)), "BAD_REQUEST", "label.gate");
-      expectCode(() => decodeSignedPeerMessage(set(gateAt, 129)), "BAD_REQUEST", "label.gate");
-      expectCode(() => decodeSignedPeerMessage(set(gateAt + 1, 0x20)), "BAD_REQUEST", "label.gate");
-      expectCode(() => decodeSignedPeerMessage(set(gateAt + 1, 0xc3)), "BAD_REQUEST", "label.gate");
-      expectCode(() => decodeSignedPeerMessage(set(sealedLengthAt + 3, 17)), "BAD_REQUEST", "sealed");
-      expectCode(() => decodeSignedPeerMessage(set(sealedLengthAt, 0xff)), "BAD_REQUEST", "sealed");
-      expectCode(() => decodeSignedPeerMessage(bytes.subarray(0, bytes.length - 1)), "BAD_REQUEST", "sealed");
-      expectCode(() => decodeSignedPeerMessage(concatBytes(bytes, new Uint8Array(1))), "BAD_REQUEST", "sealed");
+      expectCode(() => decodeSignedPeerMessage(new Uint8Array(0)), "BAD_REQUEST", { field: "version" });
+      expectCode(() => decodeSignedPeerMessage(set(0, 2)), "BAD_REQUEST", { field: "version" });
+      expectCode(() => decodeSignedPeerMessage(bytes.subarray(0, 40)), "BAD_REQUEST", { field: "registry" });
+      expectCode(() => decodeSignedPeerMessage(set(gateAt, 0)), "BAD_REQUEST", { field: "label.gate" });
+      expectCode(() => decodeSignedPeerMessage(set(gateAt, 129)), "BAD_REQUEST", { field: "label.gate" });
+      expectCode(() => decodeSignedPeerMessage(set(gateAt + 1, 0x20)), "BAD_REQUEST", { field: "label.gate" });
+      expectCode(() => decodeSignedPeerMessage(set(gateAt + 1, 0xc3)), "BAD_REQUEST", { field: "label.gate" });
+      expectCode(() => decodeSignedPeerMessage(set(sealedLengthAt + 3, 17)), "BAD_REQUEST", { field: "sealed" });
+      expectCode(() => decodeSignedPeerMessage(set(sealedLengthAt, 0xff)), "BAD_REQUEST", { field: "sealed" });
+      expectCode(() => decodeSignedPeerMessage(bytes.subarray(0, bytes.length - 1)), "BAD_REQUEST", { field: "sealed" });
+      expectCode(() => decodeSignedPeerMessage(concatBytes(bytes, new Uint8Array(1))), "BAD_REQUEST", { field: "sealed" });
     });
 
     it("rejects bad fields when encoding, naming them", () => {
       const signed = signPeerMessage(baseMessage(), alice);
-      expectCode(() => encodeSignedPeerMessage({ ...signed, registry: "0x1234" }), "BAD_REQUEST", "registry");
-      expectCode(() => encodeSignedPeerMessage({ ...signed, to: "bob" }), "BAD_REQUEST", "to");
+      expectCode(() => encodeSignedPeerMessage({ ...signed, registry: "0x1234" }), "BAD_REQUEST", { field: "registry" });
+      expectCode(() => encodeSignedPeerMessage({ ...signed, to: "bob" }), "BAD_REQUEST", { field: "to" });
       // Mixed case with a wrong EIP-55 checksum.
       const badChecksum = alice.address.slice(0, 2) + alice.address.slice(2).replace(/[a-f]/, (c) => c.toUpperCase());
-      expectCode(() => encodeSignedPeerMessage({ ...signed, from: badChecksum }), "BAD_REQUEST", "from");
-      expectCode(() => encodeSignedPeerMessage({ ...signed, chainId: -1n }), "BAD_REQUEST", "chainId");
-      expectCode(() => encodeSignedPeerMessage({ ...signed, signature: new Uint8Array(64) }), "BAD_REQUEST", "signature");
-      expectCode(() => encodeSignedPeerMessage({ ...signed, label: { ...signed.label, gate: "" } }), "BAD_REQUEST", "label.gate");
+      expectCode(() => encodeSignedPeerMessage({ ...signed, from: badChecksum }), "BAD_REQUEST", { field: "from" });
+      expectCode(() => encodeSignedPeerMessage({ ...signed, chainId: -1n }), "BAD_REQUEST", { field: "chainId" });
+      expectCode(() => encodeSignedPeerMessage({ ...signed, signature: new Uint8Array(64) }), "BAD_REQUEST", { field: "signature" });
+      expectCode(() => encodeSignedPeerMessage({ ...signed, label: { ...signed.label, gate: "" } }), "BAD_REQUEST", { field: "label.gate" });
     });
   });
 
