@@ -1,6 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { DatabaseSync, type SQLInputValue } from "node:sqlite";
+import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import { ConsortError } from "../errors.ts";
 
 /** A processed chain position: the last block whose events were applied. */
@@ -150,6 +150,7 @@ type Row = Record<string, SQLInputValue>;
 export class NodeStore {
   private readonly db: DatabaseSync;
   private depth = 0;
+  private readonly statements = new Map<string, StatementSync>();
 
   private constructor(db: DatabaseSync) {
     this.db = db;
@@ -204,16 +205,26 @@ export class NodeStore {
     }
   }
 
+  /** Compiling SQL costs more than running it; every statement here is a constant string, so compile each once. */
+  private statement(sql: string): StatementSync {
+    let stmt = this.statements.get(sql);
+    if (stmt === undefined) {
+      stmt = this.db.prepare(sql);
+      this.statements.set(sql, stmt);
+    }
+    return stmt;
+  }
+
   private get(sql: string, ...params: SQLInputValue[]): Row | undefined {
-    return this.db.prepare(sql).get(...params) as Row | undefined;
+    return this.statement(sql).get(...params) as Row | undefined;
   }
 
   private all(sql: string, ...params: SQLInputValue[]): Row[] {
-    return this.db.prepare(sql).all(...params) as Row[];
+    return this.statement(sql).all(...params) as Row[];
   }
 
   private run(sql: string, ...params: SQLInputValue[]): number {
-    return Number(this.db.prepare(sql).run(...params).changes);
+    return Number(this.statement(sql).run(...params).changes);
   }
 
   getMeta(key: string): string | undefined {
@@ -411,16 +422,9 @@ export class NodeStore {
 
   /** Stores a peer's protocol message; a resend of identical bytes is harmless, different bytes are a conflict. */
   putMessage(taskId: bigint, round: number, gate: string, fromParty: string, payload: Uint8Array): PutOutcome {
-    const existing = this.get(
-      "SELECT payload FROM messages WHERE task_id = ? AND round = ? AND gate = ? AND from_party = ?",
-      taskId.toString(),
-      round,
-      gate,
-      fromParty,
-    );
-    if (existing !== undefined) return bytesEqual(existing.payload as Uint8Array, payload) ? "identical" : "conflict";
-    this.run(
-      "INSERT INTO messages (task_id, round, gate, from_party, payload, received_at) VALUES (?, ?, ?, ?, ?, ?)",
+    // Insert first: on the hot path (one message per peer per round) the label is new, so one statement does.
+    const inserted = this.run(
+      "INSERT OR IGNORE INTO messages (task_id, round, gate, from_party, payload, received_at) VALUES (?, ?, ?, ?, ?, ?)",
       taskId.toString(),
       round,
       gate,
@@ -428,7 +432,9 @@ export class NodeStore {
       payload,
       Date.now(),
     );
-    return "inserted";
+    if (inserted === 1) return "inserted";
+    const existing = this.getMessage(taskId, round, gate, fromParty);
+    return existing !== undefined && bytesEqual(existing, payload) ? "identical" : "conflict";
   }
 
   getMessage(taskId: bigint, round: number, gate: string, fromParty: string): Uint8Array | undefined {
