@@ -1,46 +1,21 @@
 import { setMaxListeners } from "node:events";
-import type { Wallet } from "ethers";
 import { ConsortError, toConsortError } from "../errors.ts";
-import { postMessage } from "../transport/http-client.ts";
-import { labelKey, sealPayload, signPeerMessage, type MessageLabel, type PeerMessageContext } from "../transport/peer-message.ts";
+import { labelKey, type MessageLabel } from "../transport/peer-message.ts";
 import type { PeerSessions } from "../transport/peer-sessions.ts";
 import type { NodeStore } from "../store/node-store.ts";
-import type { PartyDirectory } from "./party-directory.ts";
 import type { PeerMailbox } from "./peer-mailbox.ts";
 
 /** Where a receive looks for a message that arrived before this process waited for it (after a restart). */
 export type MessageLookup = Pick<NodeStore, "getMessage">;
 
 /** Peer frames (../transport/peer-sessions.ts): pairwise session keys, batched signatures, one stream per peer. */
-export interface SessionChannelOptions {
+export interface PeerChannelOptions {
   sessions: PeerSessions;
   store: MessageLookup;
   mailbox: PeerMailbox;
   /** How long a receive waits (sends use the sessions' own deadline). */
   timeoutMs: number;
 }
-
-/**
- * @deprecated The per-message ECIES + ECDSA messages of ../transport/peer-message.ts over
- * POST /v1/messages (~15 ms per message); kept until the node uses SessionChannelOptions.
- */
-export interface LegacyChannelOptions {
-  chainId: bigint;
-  registry: string;
-  wallet: Wallet;
-  directory: PartyDirectory;
-  store: NodeStore;
-  mailbox: PeerMailbox;
-  /** How long one send keeps retrying a peer that is down or not ready, and how long a receive waits. */
-  timeoutMs: number;
-  /** Per-HTTP-request timeout. */
-  requestTimeoutMs?: number;
-  onRetry?: (info: { to: string; label: string; attempt: number; error: ConsortError }) => void;
-}
-
-export type PeerChannelOptions = SessionChannelOptions | LegacyChannelOptions;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Labelled, encrypted, signed byte messages between the parties of a task,
@@ -65,7 +40,7 @@ export class PeerChannel {
 
   constructor(options: PeerChannelOptions) {
     this.o = options;
-    this.self = "sessions" in options ? options.sessions.address : options.wallet.address;
+    this.self = options.sessions.address;
   }
 
   private failureOf(taskId: bigint): AbortController {
@@ -103,38 +78,7 @@ export class PeerChannel {
   }
 
   async send(label: MessageLabel, to: string, payload: Uint8Array): Promise<void> {
-    if ("sessions" in this.o) {
-      await this.o.sessions.send(label, to, payload);
-      return;
-    }
-    await this.sendLegacy(this.o, label, to, payload);
-  }
-
-  private async sendLegacy(o: LegacyChannelOptions, label: MessageLabel, to: string, payload: Uint8Array): Promise<void> {
-    const peer = await o.directory.get(to);
-    const context: PeerMessageContext = { chainId: o.chainId, registry: o.registry, label, from: this.self, to: peer.address };
-    const sealed = sealPayload(peer.encryptionKey, context, payload);
-    const signed = signPeerMessage({ ...context, sealed }, o.wallet);
-    const deadline = Date.now() + o.timeoutMs;
-    let delay = 50;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await postMessage(peer.endpoint, signed, { timeoutMs: o.requestTimeoutMs ?? 30_000 });
-        return;
-      } catch (raw) {
-        const error = toConsortError(raw);
-        if (!error.retryable || Date.now() + delay > deadline) {
-          throw new ConsortError(
-            error.retryable ? "PEER_UNREACHABLE" : error.code,
-            `sending ${labelKey(label)} to party ${peer.address} at ${peer.endpoint} failed: ${error.message}`,
-            { retryable: error.retryable, cause: error, details: { to: peer.address, label: labelKey(label) } },
-          );
-        }
-        o.onRetry?.({ to: peer.address, label: labelKey(label), attempt, error });
-        await sleep(delay);
-        delay = Math.min(delay * 2, 1_000);
-      }
-    }
+    await this.o.sessions.send(label, to, payload);
   }
 
   /**
@@ -154,12 +98,12 @@ export class PeerChannel {
 
   /**
    * Forgets a task: its recorded send failure, the early arrivals the mailbox
-   * holds for it and (with sessions) its keys and sessions. Call when the task
+   * holds for it and its keys and sessions. Call when the task
    * is over, and before running its computation again.
    */
   forgetTask(taskId: bigint): void {
     this.failures.delete(taskId.toString());
     this.o.mailbox.forget(`task/${taskId}/`);
-    if ("sessions" in this.o) this.o.sessions.forgetTask(taskId);
+    this.o.sessions.forgetTask(taskId);
   }
 }
