@@ -9,7 +9,6 @@ import { RegistryClient } from "../chain/registry-client.ts";
 import { connectProvider } from "../chain/rpc-provider.ts";
 import { ConsortError, isConsortError, toConsortError } from "../errors.ts";
 import { inputCommitment, shareDigest, type InputContext } from "../math/commitment.ts";
-import { decodeFieldVector, encodeFieldVector } from "../math/field.ts";
 import { decodeProgram, programHash } from "../program/program-encoding.ts";
 import { programDataOwnerCount } from "../program/program.ts";
 import { decodeResult, encodeResult } from "../program/result-encoding.ts";
@@ -396,7 +395,7 @@ export class ConsortNode {
     const outcome = this.store.putShare(taskId, {
       dataOwner,
       salt,
-      values: encodeFieldVector(shareValues),
+      values: frVecFromBigints(shareValues),
       digests: concatenated,
       receivedAt: Date.now(),
     });
@@ -615,8 +614,8 @@ export class ConsortNode {
     task.dataOwners.forEach((owner, ownerIndex) => {
       const share = shares.get(owner);
       if (share === undefined) throw new ConsortError("INTERNAL", `missing share of ${owner}`);
-      for (const [name, values] of splitOwnerVector(ownerInputLayout(program, ownerIndex), decodeFieldVector(share.values))) {
-        inputShares.set(name, frVecFromBigints(values));
+      for (const [name, values] of splitOwnerVector(ownerInputLayout(program, ownerIndex), share.values)) {
+        inputShares.set(name, values);
       }
     });
     const sent = { bytes: 0 };

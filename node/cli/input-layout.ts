@@ -1,4 +1,5 @@
 import { ConsortError } from "../errors.ts";
+import { frVecLength, frVecSlice } from "../math/fr-vec.ts";
 import { programInputs, type InputGate, type Program } from "../program/program.ts";
 
 /** One data owner's inputs, in program order, and where each sits in its share vector. */
@@ -28,12 +29,12 @@ export function ownerInputLayout(program: Program, owner: number): OwnerInputLay
   return { owner, inputs, length: offset };
 }
 
-/** Splits an owner's share vector into its named inputs. */
-export function splitOwnerVector(layout: OwnerInputLayout, values: readonly bigint[]): Map<string, bigint[]> {
-  if (values.length !== layout.length) {
-    throw new ConsortError("BAD_REQUEST", `data owner #${layout.owner} sent ${values.length} values; the program expects ${layout.length}`);
+/** Splits an owner's packed share vector (node/math/fr-vec.ts) into its named inputs. */
+export function splitOwnerVector(layout: OwnerInputLayout, packed: Uint8Array): Map<string, Uint8Array> {
+  if (frVecLength(packed) !== layout.length) {
+    throw new ConsortError("BAD_REQUEST", `data owner #${layout.owner} sent ${frVecLength(packed)} values; the program expects ${layout.length}`);
   }
-  const out = new Map<string, bigint[]>();
-  for (const { gate, offset } of layout.inputs) out.set(gate.name, values.slice(offset, offset + gate.length));
+  const out = new Map<string, Uint8Array>();
+  for (const { gate, offset } of layout.inputs) out.set(gate.name, frVecSlice(packed, offset, offset + gate.length));
   return out;
 }

@@ -44,7 +44,7 @@ export interface StoredTask {
 export interface StoredShare {
   readonly dataOwner: string;
   readonly salt: Uint8Array;
-  /** encodeFieldVector of this party's share values. */
+  /** This party's share values as a packed field vector (node/math/fr-vec.ts), the form the engine runs on. */
   readonly values: Uint8Array;
   /** The data owner's per-party digests, concatenated (32 bytes each, party order). */
   readonly digests: Uint8Array;
