@@ -61,14 +61,15 @@ const REGISTRY = getAddress("0x" + "c0".repeat(20));
 interface Scenario {
   name: string;
   signing: FrameSigning;
-  link: "stream" | "request";
+  link: "upgrade" | "stream" | "request";
   store: boolean;
 }
 
 const SCENARIOS: readonly Scenario[] = [
-  { name: "stream, checkpoint signing (default)", signing: "checkpoint", link: "stream", store: false },
-  { name: "stream, checkpoint signing, SQLite store", signing: "checkpoint", link: "stream", store: true },
-  { name: "stream, Ed25519 signature per frame", signing: "frame", link: "stream", store: false },
+  { name: "upgraded stream, checkpoint signing (default)", signing: "checkpoint", link: "upgrade", store: false },
+  { name: "streamed POST, checkpoint signing", signing: "checkpoint", link: "stream", store: false },
+  { name: "upgraded stream, checkpoint signing, SQLite store", signing: "checkpoint", link: "upgrade", store: true },
+  { name: "upgraded stream, Ed25519 signature per frame", signing: "frame", link: "upgrade", store: false },
   { name: "POST per frame, checkpoint signing", signing: "checkpoint", link: "request", store: false },
 ];
 

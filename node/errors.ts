@@ -39,6 +39,8 @@ export type ConsortErrorCode =
   | "TASK_NOT_ACCEPTING"
   | "PEER_UNREACHABLE"
   | "PEER_REJECTED"
+  /** A node holds as many early peer messages as it may: the sender should retry shortly (retryable). */
+  | "MAILBOX_FULL"
   // chain
   | "RPC_UNAVAILABLE"
   | "TX_REVERTED"

@@ -70,6 +70,8 @@ export class ConsortNode {
   private readonly logger: Logger;
   private readonly encryptionKey: { privateKey: Uint8Array; publicKey: Uint8Array };
   private readonly mailbox = new PeerMailbox();
+  /** Tasks whose computation is over here: their round messages are no longer awaited. */
+  private readonly computed = new Set<string>();
   private readonly directory: PartyDirectory;
   private readonly channel: PeerChannel;
   private readonly sessions: PeerSessions;
@@ -412,23 +414,31 @@ export class ConsortNode {
   /**
    * A peer's frame that PeerSessions has authenticated (pairwise AEAD under
    * keys derived from both parties' registered keys, Ed25519 frame key
-   * certified by the sender's registered address) and found to come from a
-   * party of the task: validated, stored, then handed to the waiting round.
+   * certified by the sender's registered address), found to come from a
+   * party of the task and not to contradict an earlier frame under its
+   * label: validated, then handed to the waiting round. Round messages stay
+   * in memory (the mailbox): a computation that stops midway is run again,
+   * never resumed, so writing them to disk only cost time on every round.
+   * Attestations are stored (they outlive the computation). Round messages
+   * of a task whose computation is over are acknowledged and dropped (a
+   * late retransmission must not sit in the mailbox).
    */
   private storeFrame(frame: AcceptedFrame): void {
     const { label, from, payload } = frame;
-    if (label.gate !== ATTESTATION_GATE) {
+    if (label.gate === ATTESTATION_GATE) {
+      const outcome = this.store.putMessage(label.taskId, label.round, label.gate, from, payload);
+      if (outcome === "conflict") {
+        throw new ConsortError("DUPLICATE_MESSAGE", `party ${from} already sent a different message for ${labelKey(label)}`, {
+          details: { label: labelKey(label), from },
+        });
+      }
+    } else {
       try {
         frVecCheck(payload, "payload");
       } catch (cause) {
         throw new ConsortError("BAD_REQUEST", `the payload of ${labelKey(label)} from ${from} is not a field vector`, { cause });
       }
-    }
-    const outcome = this.store.putMessage(label.taskId, label.round, label.gate, from, payload);
-    if (outcome === "conflict") {
-      throw new ConsortError("DUPLICATE_MESSAGE", `party ${from} already sent a different message for ${labelKey(label)}`, {
-        details: { label: labelKey(label), from },
-      });
+      if (this.computed.has(label.taskId.toString())) return;
     }
     this.mailbox.deliver(labelKey(label), from, payload);
   }
@@ -541,6 +551,7 @@ export class ConsortNode {
           event.transactionHash,
         );
         // The messages held shares of intermediate values; the task is over.
+        this.computed.add(taskId.toString());
         this.store.deleteMessages(taskId);
         this.channel.forgetTask(taskId);
         this.logger.info({ taskId: taskId.toString(), block: event.blockNumber }, "task finalized on chain");
@@ -550,6 +561,7 @@ export class ConsortNode {
         const taskId = a.getValue("taskId") as bigint;
         if (this.store.getTask(taskId) === undefined) return;
         this.store.setTaskStatus(taskId, "expired");
+        this.computed.add(taskId.toString());
         this.store.deleteMessages(taskId);
         this.channel.forgetTask(taskId);
         return;
@@ -627,6 +639,7 @@ export class ConsortNode {
       rng: randomBytes,
       network: this.roundNetwork(task, sent),
     }, inputShares);
+    this.computed.add(task.taskId.toString());
     // Every frame the result depends on must be covered by a signed checkpoint before we attest to it.
     await this.sessions.settled(task.taskId);
     const ms = performance.now() - started;
@@ -645,12 +658,12 @@ export class ConsortNode {
   private roundNetwork(task: StoredTask, sent: { bytes: number }): RoundNetwork {
     const self = task.parties.findIndex((p) => sameAddress(p, this.address));
     return {
-      exchange: async (label, outgoing) => {
+      exchange: async (label, outgoing, from) => {
         const full: MessageLabel = { taskId: task.taskId, round: label.round, gate: label.gate };
         outgoing.forEach((payload, j) => {
-          if (j !== self) sent.bytes += payload.length;
+          if (j !== self && payload !== undefined) sent.bytes += payload.length;
         });
-        return this.channel.exchange(full, task.parties, outgoing);
+        return this.channel.exchange(full, task.parties, outgoing, from);
       },
     };
   }

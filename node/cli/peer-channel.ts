@@ -5,6 +5,8 @@ import type { PeerSessions } from "../transport/peer-sessions.ts";
 import type { NodeStore } from "../store/node-store.ts";
 import type { PeerMailbox } from "./peer-mailbox.ts";
 
+const EMPTY = new Uint8Array(0);
+
 /** Where a receive looks for a message that arrived before this process waited for it (after a restart). */
 export type MessageLookup = Pick<NodeStore, "getMessage">;
 
@@ -24,7 +26,7 @@ export interface PeerChannelOptions {
  * peer is unreachable or not ready (it may not have seen the task yet);
  * receives wait on the mailbox, which falls back to the store.
  *
- * exchange() is one all-to-all round. It returns as soon as every peer's
+ * exchange() is one round (all-to-all, or sparse). It returns as soon as every peer's
  * message is in, without waiting for the peers to acknowledge ours: they
  * cannot have sent theirs for the next round without ours, so waiting would
  * only add the acknowledgement's latency to every round (and its write to
@@ -56,25 +58,39 @@ export class PeerChannel {
   }
 
   /**
-   * One all-to-all round of a task whose ordered parties are `parties` (this
-   * party among them): sends outgoing[j] to parties[j] for every peer j and
-   * resolves with received[j], what parties[j] sent under `label`
-   * (received[self] = outgoing[self]). Rejects with the first failure of a
-   * send or receive (PEER_UNREACHABLE, PEER_REJECTED, PROTOCOL_TIMEOUT, ...).
+   * One round of a task whose ordered parties are `parties` (this party
+   * among them): sends outgoing[j] to parties[j] for every peer j with a
+   * message (undefined: nothing to send) and resolves with received[j], what
+   * parties[j] sent under `label`, for every peer j with from[j] (default:
+   * every peer); received[j] is empty for the others and received[self] =
+   * outgoing[self]. Rejects with the first failure of a send or receive
+   * (PEER_UNREACHABLE, PEER_REJECTED, PROTOCOL_TIMEOUT, ...).
    */
-  async exchange(label: MessageLabel, parties: readonly string[], outgoing: readonly Uint8Array[]): Promise<Uint8Array[]> {
+  async exchange(
+    label: MessageLabel,
+    parties: readonly string[],
+    outgoing: readonly (Uint8Array | undefined)[],
+    from?: readonly boolean[],
+  ): Promise<Uint8Array[]> {
     const self = parties.findIndex((p) => p.toLowerCase() === this.self.toLowerCase());
     if (self < 0) throw new ConsortError("NOT_A_PARTY", `this party ${this.self} is not among the parties of task ${label.taskId}`);
-    if (outgoing.length !== parties.length) {
-      throw new ConsortError("INTERNAL", `exchange needs one outgoing message per party (${parties.length}), got ${outgoing.length}`);
+    if (outgoing.length !== parties.length || (from !== undefined && from.length !== parties.length)) {
+      throw new ConsortError("INTERNAL", `exchange needs one outgoing message (or undefined) and one from flag per party (${parties.length}), got ${outgoing.length}`);
     }
     const failure = this.failureOf(label.taskId);
     parties.forEach((party, j) => {
-      if (j === self) return;
+      const payload = outgoing[j];
+      if (j === self || payload === undefined) return;
       // Not awaited: the round is over when the peers' messages are in (see the class comment).
-      this.send(label, party, outgoing[j]!).catch((error: unknown) => failure.abort(toConsortError(error)));
+      this.send(label, party, payload).catch((error: unknown) => failure.abort(toConsortError(error)));
     });
-    return Promise.all(parties.map((party, j) => (j === self ? Promise.resolve(outgoing[self]!) : this.receive(label, party))));
+    return Promise.all(
+      parties.map((party, j) => {
+        if (j === self) return Promise.resolve(outgoing[self] ?? EMPTY);
+        if (from === undefined ? false : !from[j]) return Promise.resolve(EMPTY);
+        return this.receive(label, party);
+      }),
+    );
   }
 
   async send(label: MessageLabel, to: string, payload: Uint8Array): Promise<void> {

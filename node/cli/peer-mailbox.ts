@@ -14,16 +14,18 @@ export interface PeerMailboxOptions {
 }
 
 /**
- * Wakes protocol code waiting for a peer's message. Messages themselves are
- * persisted by the store before `deliver` is called (store first, then wake);
- * the mailbox holds the waiters and, so that the common case never touches
- * the store, the payloads that arrived before anyone waited for them.
+ * Wakes protocol code waiting for a peer's message, and holds the messages
+ * that arrive before anyone waits for them. Round messages live only here
+ * (a peer is at most a round ahead, since it needs this party's messages to
+ * go on); the store is asked (`lookup`) only for what it keeps, the
+ * attestations.
  *
  * Every operation is O(1) in the number of messages: one map lookup per
- * deliver and per wait. A message that arrives first is kept in a bounded
- * early-arrival buffer (oldest evicted first); `wait` takes it from there,
- * and only if it is not there asks `lookup` (the store, which also covers
- * messages received before a restart or evicted) before parking.
+ * deliver and per wait. The early-arrival buffer is bounded in messages and
+ * bytes; nothing is ever evicted, since a round message exists nowhere else:
+ * a delivery that would overflow it is refused with MAILBOX_FULL
+ * (retryable), which the sender's transport retries until the waits have
+ * made room.
  */
 export class PeerMailbox {
   private readonly waiters = new Map<string, Set<Waiter>>();
@@ -47,7 +49,11 @@ export class PeerMailbox {
     return `${label}#${from}`;
   }
 
-  /** Called after a message from `from` under `label` was stored. */
+  /**
+   * Hands a message from `from` under `label` to its waiters, or keeps it
+   * for the wait to come; MAILBOX_FULL (retryable) if keeping it would
+   * exceed the bounds.
+   */
   deliver(label: string, from: string, payload: Uint8Array): void {
     const key = PeerMailbox.key(label, from);
     const set = this.waiters.get(key);
@@ -60,25 +66,26 @@ export class PeerMailbox {
       return;
     }
     const previous = this.early.get(key);
-    if (previous !== undefined) {
-      // A re-delivery (the sender retried): keep one copy.
-      this.early.delete(key);
-      this.earlyBytes -= previous.length;
-    }
-    if (payload.length > this.maxEarlyBytes || this.maxEarlyMessages === 0) return;
+    // A re-delivery (the sender retried): keep one copy.
+    const freed = previous?.length ?? 0;
+    if (previous === undefined && this.early.size + 1 > this.maxEarlyMessages) throw this.full(label, from, "messages");
+    if (this.earlyBytes - freed + payload.length > this.maxEarlyBytes) throw this.full(label, from, "bytes");
     this.early.set(key, payload);
-    this.earlyBytes += payload.length;
-    while (this.early.size > this.maxEarlyMessages || this.earlyBytes > this.maxEarlyBytes) {
-      // Evicting is safe: the store still has it, and wait falls back to lookup.
-      const oldest = this.early.keys().next().value as string;
-      this.earlyBytes -= this.early.get(oldest)!.length;
-      this.early.delete(oldest);
-    }
+    this.earlyBytes += payload.length - freed;
+  }
+
+  private full(label: string, from: string, what: "messages" | "bytes"): ConsortError {
+    const limit = what === "messages" ? this.maxEarlyMessages : this.maxEarlyBytes;
+    return new ConsortError("MAILBOX_FULL", `already holding ${limit} ${what} of early peer messages; ${label} from ${from} must be sent again later`, {
+      retryable: true,
+      details: { label, from, limit, what },
+    });
   }
 
   /**
    * Resolves with the message from `from` under `label`: from the early-arrival
-   * buffer, else from `lookup` (the store), else when it is delivered; rejects
+   * buffer, else from `lookup` (the store, for what it keeps), else when it is
+   * delivered; rejects
    * with PROTOCOL_TIMEOUT after `timeoutMs`, or with `signal.reason` when `signal`
    * aborts first.
    */

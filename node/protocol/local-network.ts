@@ -14,7 +14,9 @@
  * after `timeoutMs`).
  */
 import { ConsortError } from "../errors.ts";
-import { labelKey, type ProtocolLabel, type RoundNetwork } from "./round-network.ts";
+import { checkExchangeArguments, labelKey, type ProtocolLabel, type RoundNetwork } from "./round-network.ts";
+
+const EMPTY = new Uint8Array(0);
 
 /** A message on its way, as an interceptor sees it. */
 export interface LocalMessage {
@@ -97,7 +99,7 @@ export class LocalNetwork {
     if (!Number.isSafeInteger(self) || self < 0 || self >= this.parties) {
       throw new ConsortError("CONFIG_INVALID", `party index must be an integer in [0, ${this.parties - 1}], got ${String(self)}`);
     }
-    return { exchange: (label, outgoing) => this.#exchange(self, label, outgoing) };
+    return { exchange: (label, outgoing, from) => this.#exchange(self, label, outgoing, from) };
   }
 
   /** Traffic counters of one party. */
@@ -171,12 +173,15 @@ export class LocalNetwork {
     return new Promise((resolve) => this.#waiters.set(key, { resolve }));
   }
 
-  async #exchange(self: number, label: ProtocolLabel, outgoing: readonly Uint8Array[]): Promise<readonly Uint8Array[]> {
+  async #exchange(
+    self: number,
+    label: ProtocolLabel,
+    outgoing: readonly (Uint8Array | undefined)[],
+    fromArgument: readonly boolean[] | undefined,
+  ): Promise<readonly Uint8Array[]> {
     if (this.#closed) throw new ConsortError("PROTOCOL_ABORTED", "local network closed");
     const key = labelKey(label);
-    if (!Array.isArray(outgoing) || outgoing.length !== this.parties || outgoing.some((v) => !(v instanceof Uint8Array))) {
-      throw new ConsortError("INTERNAL", `exchange ${key}: outgoing must hold one vector per party (${this.parties})`);
-    }
+    const from = checkExchangeArguments(this.parties, self, key, outgoing, fromArgument);
     const awaitedKey = `${self}|${key}`;
     if (this.#awaited.has(awaitedKey)) {
       throw new ConsortError("DUPLICATE_MESSAGE", `party ${self} ran round ${key} twice`, { details: { party: self, label: key } });
@@ -184,14 +189,21 @@ export class LocalNetwork {
     this.#awaited.add(awaitedKey);
     this.#stats[self]!.rounds++;
 
-    for (let j = 0; j < this.parties; j++) if (j !== self) this.#send(self, j, label, outgoing[j]!);
+    for (let j = 0; j < this.parties; j++) {
+      const v = outgoing[j];
+      if (j !== self && v !== undefined) this.#send(self, j, label, v);
+    }
 
     const received: Uint8Array[] = new Array(this.parties);
-    received[self] = outgoing[self]!;
+    received[self] = outgoing[self] ?? EMPTY;
     const missing = new Set<number>();
     const arrivals: Promise<void>[] = [];
     for (let j = 0; j < this.parties; j++) {
       if (j === self) continue;
+      if (!from[j]) {
+        received[j] = EMPTY;
+        continue;
+      }
       missing.add(j);
       arrivals.push(
         this.#receive(self, j, label).then((bytes) => {

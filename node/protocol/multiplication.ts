@@ -13,6 +13,10 @@
  * only receive), and no party learns anything: each reshared z_i is hidden
  * by its fresh polynomial.
  *
+ * With three parties (t = 1), once the run's first round has exchanged
+ * pairwise keys, reshare() uses ./ring-resharing.ts instead: one message per
+ * party rather than two.
+ *
  * Everything is batched: one reshare request carries every product of a
  * round (the round batcher merges the requests of all gates), and a dot
  * product Σ x_k y_k is reduced once: the local sum of local products is
@@ -22,6 +26,7 @@
 import { frVecLinearCombination, frVecMul, frVecShare } from "../math/fr-vec.ts";
 import { lagrangeAtZero } from "../math/shamir.ts";
 import type { RoundBatcher } from "./round-batcher.ts";
+import { ringResharingOf } from "./ring-resharing.ts";
 import type { PartyContext } from "./round-network.ts";
 
 const EMPTY = new Uint8Array(0);
@@ -40,6 +45,10 @@ export async function reshare(batcher: RoundBatcher, ctx: PartyContext, gate: nu
   const { parties: n, threshold: t, self } = ctx;
   const count = local.length / 32;
   if (count === 0) return EMPTY;
+  // Three parties: one message per party once the run's pairwise keys are in (./ring-resharing.ts).
+  const ring = ringResharingOf(batcher);
+  if (ring?.ready === true) return ring.reshare(gate, local);
+  ring?.start();
   const resharers = 2 * t + 1;
   const send: (Uint8Array | undefined)[] = self < resharers ? frVecShare(local, { threshold: t, parties: n }, ctx.rng) : new Array(n).fill(undefined);
   const expect = Array.from({ length: n }, (_, j) => (j < resharers ? count : 0));

@@ -85,6 +85,7 @@ import {
   type RequesterOutputShare,
 } from "./requester-output.ts";
 import { PROGRAM_GATE, RoundBatcher } from "./round-batcher.ts";
+import { attachRingResharing, ringResharingApplies } from "./ring-resharing.ts";
 import { checkPartyContext, chunkedRng, type PartyContext } from "./round-network.ts";
 import { openShares } from "./share-opening.ts";
 import { tournament, tournamentNeeds, type TournamentWants } from "./tournament.ts";
@@ -110,6 +111,12 @@ export interface ProgramRun {
 export interface RunOptions {
   /** Force a random-bit method (default: bitMethodFor(n, t); all parties must agree). */
   readonly bitMethod?: BitMethod;
+  /**
+   * Degree reduction: "ring" (the default where it applies: n = 3, t = 1;
+   * ./ring-resharing.ts) or "grr" (./multiplication.ts; every n). All parties
+   * must agree.
+   */
+  readonly resharing?: "ring" | "grr";
 }
 
 interface ProgramPlan {
@@ -294,6 +301,7 @@ export async function runProgram(program: Program, partyContext: PartyContext, i
   const plan = planProgram(p);
   const gates = p.gates;
   const batcher = new RoundBatcher(ctx);
+  if (options.resharing !== "grr" && ringResharingApplies(ctx)) attachRingResharing(batcher, ctx);
   const prep = new Preprocessing(batcher, ctx, plan.needs, options.bitMethod);
   prep.start();
 

@@ -39,14 +39,29 @@ export interface RoundRequest {
   readonly gate: number;
   /** Short kind for the label: "mul", "open", "deal", "prep", "commit", ... (letters only). */
   readonly kind: string;
-  /** Packed vector for each party (index = party; undefined = nothing); send[self] is handed back as received[self]. */
-  readonly send: readonly (Uint8Array | undefined)[];
+  /**
+   * Packed vector for each party (index = party; undefined = nothing);
+   * send[self] is handed back as received[self]. A function is called when
+   * the round goes out, in batch order (gate, then sequence), which is the
+   * same at every party: ring-resharing.ts draws its pairwise masks there,
+   * from one stream per key, in an order both holders of a key agree on.
+   */
+  readonly send: readonly (Uint8Array | undefined)[] | (() => readonly (Uint8Array | undefined)[]);
   /** Elements expected from each party (expect[self] must match send[self]). */
   readonly expect: readonly number[];
+  /**
+   * Called synchronously with what the round delivered to this request,
+   * for every request of the round in batch order, before any request's
+   * promise resolves: state it sets is visible to every task that runs
+   * after the round, on every party alike (ring-resharing.ts uses it).
+   */
+  readonly onDelivered?: (received: readonly Uint8Array[]) => void;
 }
 
 interface Pending {
   readonly request: RoundRequest;
+  /** request.send, once called if it is a function. */
+  send?: readonly (Uint8Array | undefined)[];
   readonly seq: number;
   readonly resolve: (received: Uint8Array[]) => void;
   readonly reject: (error: ConsortError) => void;
@@ -72,6 +87,16 @@ export class RoundBatcher {
     this.#ctx = ctx;
   }
 
+  /**
+   * The sequence number the next request of `gate` will get. Requests of one
+   * gate are filed by that gate's own task one after another, so (gate,
+   * sequence) names a request identically at every party: ring-resharing.ts
+   * derives its pseudo-random masks from it.
+   */
+  nextSequence(gate: number): number {
+    return this.#seq.get(gate) ?? 0;
+  }
+
   /** The error that stopped this run, if any. */
   get failure(): ConsortError | undefined {
     return this.#failure;
@@ -84,13 +109,12 @@ export class RoundBatcher {
   request(request: RoundRequest): Promise<Uint8Array[]> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     const n = this.#ctx.parties;
-    if (request.send.length !== n || request.expect.length !== n) {
+    if ((typeof request.send !== "function" && request.send.length !== n) || request.expect.length !== n) {
       return Promise.reject(new ConsortError("INTERNAL", `round request of gate ${request.gate} (${request.kind}) is not sized for ${n} parties`));
     }
-    const self = this.#ctx.self;
-    const own = request.send[self];
-    if ((own === undefined ? 0 : own.length / FR_VEC_ELEMENT_BYTES) !== request.expect[self]) {
-      return Promise.reject(new ConsortError("INTERNAL", `round request of gate ${request.gate} (${request.kind}) expects ${request.expect[self]} elements from itself but sends another count`));
+    if (typeof request.send !== "function") {
+      const problem = checkOwnSend(request, request.send, this.#ctx.self);
+      if (problem !== undefined) return Promise.reject(problem);
     }
     const seq = this.#seq.get(request.gate) ?? 0;
     this.#seq.set(request.gate, seq + 1);
@@ -147,24 +171,49 @@ export class RoundBatcher {
     }
     batch.sort((a, b) => a.request.gate - b.request.gate || a.seq - b.seq);
     const { parties: n, self, network } = this.#ctx;
+    try {
+      for (const p of batch) {
+        const send = p.request.send;
+        if (typeof send !== "function") {
+          p.send = send;
+          continue;
+        }
+        const made = send();
+        const problem = made.length !== n ? new ConsortError("INTERNAL", `round request of gate ${p.request.gate} (${p.request.kind}) is not sized for ${n} parties`) : checkOwnSend(p.request, made, self);
+        if (problem !== undefined) throw problem;
+        p.send = made;
+      }
+    } catch (error) {
+      const e = this.fail(error);
+      for (const p of batch) p.reject(e);
+      return;
+    }
     const label = this.#label(batch);
     this.#round++;
 
-    // Per peer: one concatenation of every request's vector, in batch order.
-    const outgoing: Uint8Array[] = new Array(n);
+    // Per peer: one concatenation of every request's vector, in batch order. A peer
+    // that gets no element gets no message, and a peer that owes none is not awaited:
+    // by determinism, what this party sends party j is exactly what j expects from it.
+    const outgoing: (Uint8Array | undefined)[] = new Array(n);
+    const from: boolean[] = new Array(n);
     const expected = new Array<number>(n).fill(0);
     for (let j = 0; j < n; j++) {
       for (const p of batch) expected[j]! += p.request.expect[j]!;
+      from[j] = j !== self && expected[j]! > 0;
       if (j === self) {
-        outgoing[j] = EMPTY;
+        outgoing[j] = undefined;
         continue;
       }
       let bytes = 0;
-      for (const p of batch) bytes += p.request.send[j]?.length ?? 0;
+      for (const p of batch) bytes += p.send![j]?.length ?? 0;
+      if (bytes === 0) {
+        outgoing[j] = undefined;
+        continue;
+      }
       const out = new Uint8Array(bytes);
       let offset = 0;
       for (const p of batch) {
-        const v = p.request.send[j];
+        const v = p.send![j];
         if (v !== undefined && v.length > 0) {
           out.set(v, offset);
           offset += v.length;
@@ -175,14 +224,14 @@ export class RoundBatcher {
 
     let received: readonly Uint8Array[];
     try {
-      received = await network.exchange(label, outgoing);
+      received = await network.exchange(label, outgoing, from);
       if (!Array.isArray(received) || received.length !== n) {
         throw new ConsortError("PROTOCOL_INVALID_MESSAGE", `round ${labelKey(label)}: the network returned ${Array.isArray(received) ? received.length : typeof received} vectors, expected ${n}`, {
           details: { label: labelKey(label) },
         });
       }
       for (let j = 0; j < n; j++) {
-        if (j === self) continue;
+        if (j === self || !from[j]) continue;
         checkPeerVector(received[j], j, expected[j]!, label);
       }
     } catch (error) {
@@ -191,14 +240,19 @@ export class RoundBatcher {
       return;
     }
 
-    // Hand each request its slices (views, no copies).
+    // Each request's slices (views, no copies); hooks first, then the promises.
     const offsets = new Array<number>(n).fill(0);
+    const delivered: Uint8Array[][] = [];
     for (const p of batch) {
       const slices: Uint8Array[] = new Array(n);
       for (let j = 0; j < n; j++) {
         const count = p.request.expect[j]!;
         if (j === self) {
-          slices[j] = p.request.send[j] ?? EMPTY;
+          slices[j] = p.send![j] ?? EMPTY;
+          continue;
+        }
+        if (count === 0) {
+          slices[j] = EMPTY;
           continue;
         }
         const start = offsets[j]!;
@@ -206,9 +260,24 @@ export class RoundBatcher {
         slices[j] = received[j]!.subarray(start, end);
         offsets[j] = end;
       }
-      p.resolve(slices);
+      delivered.push(slices);
     }
+    try {
+      batch.forEach((p, k) => p.request.onDelivered?.(delivered[k]!));
+    } catch (error) {
+      const e = this.fail(error);
+      for (const p of batch) p.reject(e);
+      return;
+    }
+    batch.forEach((p, k) => p.resolve(delivered[k]!));
   }
+}
+
+/** INTERNAL if what `request` sends this party itself does not match what it expects from itself. */
+function checkOwnSend(request: RoundRequest, send: readonly (Uint8Array | undefined)[], self: number): ConsortError | undefined {
+  const own = send[self];
+  if ((own === undefined ? 0 : own.length / FR_VEC_ELEMENT_BYTES) === request.expect[self]) return undefined;
+  return new ConsortError("INTERNAL", `round request of gate ${request.gate} (${request.kind}) expects ${request.expect[self]} elements from itself but sends another count`);
 }
 
 /** PROTOCOL_INVALID_MESSAGE unless `v` is a canonical packed vector of exactly `expected` elements. */

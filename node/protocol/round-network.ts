@@ -3,8 +3,10 @@
  *
  * The engine is a pure function of the program, its shares, its randomness
  * and what the network delivers. Communication is in synchronous rounds: in
- * each round every party sends exactly one message to every other party
- * under the same label and waits for one message from each of them. A
+ * each round a party sends at most one message to each other party under
+ * the same label and waits for one message from each party the program
+ * says sends to it (every peer, except in rounds of only ring
+ * multiplications, where each party hears from one). A
  * message is a packed field vector (node/math/fr-vec.ts: 32-byte
  * little-endian canonical elements, possibly empty), which is also its wire
  * format, so a transport moves the bytes as they are. One round carries
@@ -38,17 +40,43 @@ export function labelKey(label: ProtocolLabel): string {
 
 export interface RoundNetwork {
   /**
-   * One all-to-all round. `outgoing` has one packed field vector per party
-   * (index = party): outgoing[j] goes to party j (an empty vector is still
-   * sent, so every receiver knows the round is complete), outgoing[self] is
-   * looped back. Resolves with `received`, one vector per party: received[j]
-   * is the bytes party j sent to this party under `label`, received[self] =
-   * outgoing[self]. The network does not interpret the bytes; the engine
-   * checks lengths and canonicity and blames the sender
-   * (PROTOCOL_INVALID_MESSAGE). Rejects with PROTOCOL_TIMEOUT (a peer did not
-   * answer in time) or PROTOCOL_ABORTED (the run was cancelled).
+   * One round. `outgoing` has one entry per party (index = party):
+   * outgoing[j] goes to party j, undefined sends party j nothing,
+   * outgoing[self] is looped back. `from` says which peers send this party a
+   * message in this round (default: every peer); the engine derives both
+   * from the program, so sender and receiver always agree (a round of ring
+   * multiplications sends to one peer and hears from another). Resolves with
+   * `received`, one vector per party: received[j] is the bytes party j sent
+   * to this party under `label` (an empty vector for a peer not in `from`),
+   * received[self] = outgoing[self] (empty if undefined). The network does
+   * not interpret the bytes; the engine checks lengths and canonicity and
+   * blames the sender (PROTOCOL_INVALID_MESSAGE). Rejects with
+   * PROTOCOL_TIMEOUT (a peer did not answer in time) or PROTOCOL_ABORTED
+   * (the run was cancelled).
    */
-  exchange(label: ProtocolLabel, outgoing: readonly Uint8Array[]): Promise<readonly Uint8Array[]>;
+  exchange(label: ProtocolLabel, outgoing: readonly (Uint8Array | undefined)[], from?: readonly boolean[]): Promise<readonly Uint8Array[]>;
+}
+
+/**
+ * Checks the arguments of RoundNetwork.exchange for `parties` parties
+ * (INTERNAL, naming what is wrong) and returns `from` with its default
+ * (every peer of `self`).
+ */
+export function checkExchangeArguments(
+  parties: number,
+  self: number,
+  key: string,
+  outgoing: readonly (Uint8Array | undefined)[],
+  from: readonly boolean[] | undefined,
+): readonly boolean[] {
+  if (!Array.isArray(outgoing) || outgoing.length !== parties || outgoing.some((v) => v !== undefined && !(v instanceof Uint8Array))) {
+    throw new ConsortError("INTERNAL", `exchange ${key}: outgoing must hold one vector (or undefined) per party (${parties})`);
+  }
+  if (from === undefined) return Array.from({ length: parties }, (_, j) => j !== self);
+  if (!Array.isArray(from) || from.length !== parties || from.some((b) => typeof b !== "boolean")) {
+    throw new ConsortError("INTERNAL", `exchange ${key}: from must hold one boolean per party (${parties})`);
+  }
+  return from;
 }
 
 /** One party's view of a run. */

@@ -22,9 +22,11 @@
 import http from "node:http";
 import https from "node:https";
 import type { ClientRequest, IncomingMessage } from "node:http";
+import { Socket } from "node:net";
+import type { Duplex, Writable } from "node:stream";
 import { ConsortError, isConsortError } from "../errors.ts";
 import { describeValue } from "./binary-codec.ts";
-import { ACK_STORED, FRAMES_PATH, FRAME_CONTENT_TYPE, FRAME_STREAM_PATH } from "./frame-server.ts";
+import { ACK_STORED, FRAMES_PATH, FRAME_CONTENT_TYPE, FRAME_STREAM_PATH, FRAME_UPGRADE_PROTOCOL } from "./frame-server.ts";
 import { remoteError, unreachableError } from "./http-errors.ts";
 import type { SealedRecord } from "./peer-frame.ts";
 
@@ -40,9 +42,15 @@ export interface FrameLink {
   close(): Promise<void>;
 }
 
+/**
+ * "upgrade" (the default): one connection per peer, upgraded from HTTP/1.1 to
+ * consort-frames/1; "stream": one streamed POST per peer; "request": one POST
+ * per record. Each steps down to the next for a peer that does not serve it.
+ */
+export type FrameLinkMode = "upgrade" | "stream" | "request";
+
 export interface HttpFrameLinkOptions {
-  /** "stream" (default): one streamed POST per peer; "request": one POST per record. */
-  mode?: "stream" | "request";
+  mode?: FrameLinkMode;
   /** A stream takes no new records after this long; defaults to 60 s (the server cuts requests at 120 s). */
   maxStreamAgeMs?: number;
   /** A stream with nothing in flight for this long is ended; defaults to 15 s. */
@@ -113,11 +121,19 @@ interface Pending {
   timeoutMs: number;
 }
 
-/** One streamed POST /v1/frames/stream to one peer. */
+/** How a FrameStream reaches the peer: an upgraded connection, or a streamed (chunked) POST. */
+type StreamTransport = "upgrade" | "chunked";
+
+/** One frame stream to one peer: GET /v1/frames/stream upgraded to consort-frames/1, or a streamed POST of it. */
 class FrameStream {
   readonly #link: HttpFrameLink;
   readonly #target: Target;
+  readonly #transport: StreamTransport;
   readonly #req: ClientRequest;
+  /** Upgrade: the connection once the peer answered 101. */
+  #socket: Duplex | undefined;
+  /** Upgrade: record parts written before the 101 arrived. */
+  #queued: Buffer[] = [];
   readonly #pending = new Map<number, Pending>();
   readonly #created = Date.now();
   #nextSeq = 0;
@@ -128,22 +144,38 @@ class FrameStream {
   #deadlineTimer: NodeJS.Timeout | undefined;
   #acks: Buffer = Buffer.alloc(0);
 
-  constructor(link: HttpFrameLink, target: Target) {
+  constructor(link: HttpFrameLink, target: Target, transport: StreamTransport) {
     this.#link = link;
     this.#target = target;
+    this.#transport = transport;
     const mod = target.secure ? https : http;
-    this.#req = mod.request({
-      hostname: target.hostname,
-      port: target.port,
-      method: "POST",
-      path: `${target.basePath}${FRAME_STREAM_PATH}`,
-      headers: { "content-type": FRAME_CONTENT_TYPE, "transfer-encoding": "chunked" },
-      // Its own connection: the stream holds it for its whole life.
-      agent: false,
-    });
+    const path = `${target.basePath}${FRAME_STREAM_PATH}`;
+    this.#req =
+      transport === "upgrade"
+        ? mod.request({
+            hostname: target.hostname,
+            port: target.port,
+            method: "GET",
+            path,
+            headers: { connection: "Upgrade", upgrade: FRAME_UPGRADE_PROTOCOL },
+            // Its own connection: the stream holds it for its whole life.
+            agent: false,
+          })
+        : mod.request({
+            hostname: target.hostname,
+            port: target.port,
+            method: "POST",
+            path,
+            headers: { "content-type": FRAME_CONTENT_TYPE, "transfer-encoding": "chunked" },
+            agent: false,
+          });
     this.#req.setNoDelay(true);
     this.#req.on("error", (err) => this.#kill(networkFailure(target.display, err)));
     this.#req.on("response", (res) => this.#onResponse(res));
+    if (transport === "upgrade") {
+      this.#req.on("upgrade", (res, socket, head) => this.#onUpgrade(res, socket, head));
+      this.#req.end();
+    }
   }
 
   /** Whether new records may use this stream. */
@@ -160,14 +192,44 @@ class FrameStream {
         clearTimeout(this.#idleTimer);
         this.#idleTimer = undefined;
       }
-      const req = this.#req;
-      if (record.parts.length === 1) req.write(record.parts[0]!);
+      if (this.#transport === "upgrade" && this.#socket === undefined) {
+        for (const part of record.parts) this.#queued.push(part);
+        return;
+      }
+      const out: Writable = this.#socket ?? this.#req;
+      if (record.parts.length === 1) out.write(record.parts[0]!);
       else {
-        req.cork();
-        for (const part of record.parts) req.write(part);
-        process.nextTick(() => req.uncork());
+        out.cork();
+        for (const part of record.parts) out.write(part);
+        process.nextTick(() => out.uncork());
       }
     });
+  }
+
+  #onUpgrade(res: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.#dead) {
+      socket.destroy();
+      return;
+    }
+    if (res.headers.upgrade?.toLowerCase() !== FRAME_UPGRADE_PROTOCOL) {
+      socket.destroy();
+      this.#kill(new ConsortError("PROTOCOL_INVALID_MESSAGE", `peer ${this.#target.display} upgraded to ${describeValue(res.headers.upgrade ?? "nothing")}, not ${FRAME_UPGRADE_PROTOCOL}`));
+      return;
+    }
+    this.#socket = socket;
+    if (socket instanceof Socket) socket.setNoDelay(true);
+    socket.on("data", (chunk: Buffer) => this.#onAcks(chunk));
+    socket.on("end", () => this.#kill(unreachableError(this.#target.display, "the peer ended the frame stream", { reason: "stream-ended" })));
+    socket.on("close", () => this.#kill(unreachableError(this.#target.display, "the frame stream was cut", { reason: "aborted" })));
+    socket.on("error", (err) => this.#kill(networkFailure(this.#target.display, err)));
+    if (this.#queued.length > 0) {
+      socket.cork();
+      for (const part of this.#queued) socket.write(part);
+      this.#queued = [];
+      process.nextTick(() => socket.uncork());
+    }
+    if (head.length > 0) this.#onAcks(head);
+    if (this.#retiring && this.#pending.size === 0) socket.end();
   }
 
   #armDeadlines(inMs: number): void {
@@ -188,20 +250,31 @@ class FrameStream {
     this.#deadlineTimer.unref();
   }
 
-  /** Takes no new records; ends the request once every record in flight is acknowledged. */
+  /** Takes no new records; ends the stream once every record in flight is acknowledged. */
   retire(): void {
     if (this.#retiring || this.#dead) return;
     this.#retiring = true;
-    if (this.#pending.size === 0) this.#req.end();
+    if (this.#pending.size === 0) this.#endWrites();
+  }
+
+  #endWrites(): void {
+    if (this.#transport === "chunked") this.#req.end();
+    else if (this.#socket !== undefined) this.#socket.end();
+    else this.#kill(unreachableError(this.#target.display, "the frame stream was retired", { reason: "closed" }));
   }
 
   #onResponse(res: IncomingMessage): void {
-    if (res.statusCode !== 200) {
+    if (this.#transport === "upgrade" || res.statusCode !== 200) {
       void readBody(res, this.#link.maxErrorBytes).then((body) => {
-        const error = remoteError(this.#target.display, res.statusCode ?? 0, body);
-        if (res.statusCode === 404 || res.statusCode === 405) {
-          // The peer serves no streams (an older node, or a proxy in the way): POST each record instead.
-          this.#link.markStreamless(this.#target.key);
+        const status = res.statusCode ?? 0;
+        const error =
+          this.#transport === "upgrade" && status === 200
+            ? new ConsortError("PROTOCOL_INVALID_MESSAGE", `peer ${this.#target.display} answered the frame stream upgrade with 200, not 101`)
+            : remoteError(this.#target.display, status, body);
+        if (status === 404 || status === 405 || (this.#transport === "upgrade" && status >= 200 && status < 500)) {
+          // The peer (an older node, or a proxy in the way) does not serve this kind of stream: step down.
+          if (this.#transport === "upgrade") this.#link.markUpgradeless(this.#target.key);
+          else this.#link.markStreamless(this.#target.key);
           this.#fallBack();
         }
         this.#kill(error);
@@ -245,7 +318,7 @@ class FrameStream {
     }
     this.#acks = at === acks.length ? Buffer.alloc(0) : Buffer.from(acks.subarray(at));
     if (this.#pending.size === 0) {
-      if (this.#retiring) this.#req.end();
+      if (this.#retiring) this.#endWrites();
       else if (this.#idleTimer === undefined) {
         this.#idleTimer = setTimeout(() => this.retire(), this.#link.idleStreamMs);
         this.#idleTimer.unref();
@@ -253,11 +326,12 @@ class FrameStream {
     }
   }
 
-  /** Re-sends what is in flight as plain POSTs (the peer serves no streams). */
+  /** Re-sends what is in flight the way the link now uses for this peer (the peer refused this kind of stream). */
   #fallBack(): void {
+    this.#queued = [];
     for (const [seq, p] of this.#pending) {
       this.#pending.delete(seq);
-      this.#link.post(this.#target, p.record, Math.max(1, p.deadline - performance.now())).then(p.resolve, p.reject);
+      this.#link.redeliver(this.#target, p.record, Math.max(1, p.deadline - performance.now())).then(p.resolve, p.reject);
     }
   }
 
@@ -269,6 +343,8 @@ class FrameStream {
       this.#dead = true;
       this.#link.forget(this.#target.key, this);
       this.#req.destroy();
+      this.#socket?.destroy();
+      this.#queued = [];
     }
     for (const p of this.#pending.values()) p.reject(error);
     this.#pending.clear();
@@ -281,21 +357,22 @@ class FrameStream {
 
 /** Delivers records over HTTP (see the top of this file). */
 export class HttpFrameLink implements FrameLink {
-  readonly mode: "stream" | "request";
+  readonly mode: FrameLinkMode;
   readonly maxStreamAgeMs: number;
   readonly idleStreamMs: number;
   readonly maxErrorBytes: number;
   readonly #streams = new Map<string, FrameStream>();
   readonly #streamless = new Set<string>();
+  readonly #upgradeless = new Set<string>();
   readonly #targets = new Map<string, Target>();
   readonly #httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16, scheduling: "lifo" });
   readonly #httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 16, scheduling: "lifo" });
   #closed = false;
 
   constructor(options: HttpFrameLinkOptions = {}) {
-    this.mode = options.mode ?? "stream";
-    if (this.mode !== "stream" && this.mode !== "request") {
-      throw new ConsortError("CONFIG_INVALID", `frame link mode must be "stream" or "request", got ${describeValue(this.mode)}`);
+    this.mode = options.mode ?? "upgrade";
+    if (this.mode !== "upgrade" && this.mode !== "stream" && this.mode !== "request") {
+      throw new ConsortError("CONFIG_INVALID", `frame link mode must be "upgrade", "stream" or "request", got ${describeValue(this.mode)}`);
     }
     this.maxStreamAgeMs = options.maxStreamAgeMs ?? 60_000;
     this.idleStreamMs = options.idleStreamMs ?? 15_000;
@@ -319,11 +396,17 @@ export class HttpFrameLink implements FrameLink {
       }
       this.#targets.set(endpoint, target);
     }
+    return this.redeliver(target, record, timeoutMs);
+  }
+
+  /** @internal Delivers to a parsed target the best way the peer is known to serve. */
+  redeliver(target: Target, record: SealedRecord, timeoutMs: number): Promise<void> {
     if (this.mode === "request" || this.#streamless.has(target.key)) return this.post(target, record, timeoutMs);
     let stream = this.#streams.get(target.key);
     if (stream === undefined || !stream.usable) {
       stream?.retire();
-      stream = new FrameStream(this, target);
+      const transport = this.mode === "upgrade" && !this.#upgradeless.has(target.key) ? "upgrade" : "chunked";
+      stream = new FrameStream(this, target, transport);
       this.#streams.set(target.key, stream);
     }
     return stream.send(record, timeoutMs);
@@ -372,6 +455,11 @@ export class HttpFrameLink implements FrameLink {
       for (let i = 1; i < record.parts.length; i++) req.write(record.parts[i]!);
       req.end();
     });
+  }
+
+  /** @internal A peer does not upgrade to frame streams: use streamed POSTs from now on. */
+  markUpgradeless(key: string): void {
+    this.#upgradeless.add(key);
   }
 
   /** @internal A peer's streams are not served: use plain POSTs from now on. */

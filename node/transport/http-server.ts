@@ -24,6 +24,7 @@ import { parseOutputRequest, type OutputRequest } from "./output-request.ts";
 import { createServer } from "node:http";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import express from "express";
 import type { NextFunction, Request, Response } from "express";
 import { ConsortError, isConsortError } from "../errors.ts";
@@ -260,6 +261,13 @@ export function startNodeApi(
         };
   // Nagle off: a frame of a dependent round is one small write that must leave at once.
   const server = createServer({ noDelay: true, keepAlive: true }, listener);
+  if (frames !== undefined) {
+    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (frames.upgrade(req, socket, head)) return;
+      const body = jsonText(errorResponse(new ConsortError("NOT_FOUND", `no upgrade route ${describeValue(req.url ?? "")}`)).body);
+      socket.end(`HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    });
+  }
   return new Promise((resolve, reject) => {
     // Slow-loris protection: a peer must send headers and body within these limits.
     // (Frame streams retire themselves well within requestTimeout: ./frame-link.ts.)

@@ -28,8 +28,10 @@
  * round trip at the end of a task.
  *
  * Memory: each session remembers the nonce and digest of every frame of
- * its task (to refuse a nonce twice and to count a retransmitted frame
- * once), ~150 bytes a frame, until forgetTask(taskId).
+ * its task (to refuse a nonce twice, to count a retransmitted frame once,
+ * and to refuse a second, different frame under one label: the receiving
+ * side's DUPLICATE_MESSAGE, with no store on the round path), ~250 bytes a
+ * frame, until forgetTask(taskId).
  */
 import { generateKeyPairSync } from "node:crypto";
 import type { KeyObject } from "node:crypto";
@@ -152,6 +154,8 @@ interface Inbound {
   readonly frameKey: KeyObject;
   readonly key: KeyObject;
   readonly digests: Map<string, number>;
+  /** "round/gate" -> digest (latin1) of the frame delivered under that label. */
+  readonly labels: Map<string, string>;
 }
 
 interface Coverage {
@@ -432,9 +436,12 @@ export class PeerSessions {
       await this.acceptCheckpoint(record);
       return;
     }
-    const frame = await this.acceptFrame(record);
     if (this.#o.deliver === undefined) throw new ConsortError("INTERNAL", "PeerSessions has no deliver callback");
+    const { frame, session, labelKey: key, digestKey } = await this.#accept(record);
+    // A retransmission of a frame already delivered (its acknowledgement was lost): acknowledge, deliver nothing.
+    if (session.labels.get(key) === digestKey) return;
     await this.#o.deliver(frame);
+    session.labels.set(key, digestKey);
   }
 
   /**
@@ -442,9 +449,14 @@ export class PeerSessions {
    * chain and registry (BAD_REQUEST), recipient is this party (NOT_A_PARTY), task
    * known (UNKNOWN_TASK, retryable), sender and recipient are parties of it
    * (NOT_A_PARTY), certificate by the sender's registered key and the frame's own
-   * signature if it has one (BAD_SIGNATURE), AEAD (DECRYPTION_FAILED).
+   * signature if it has one (BAD_SIGNATURE), AEAD (DECRYPTION_FAILED), and no
+   * different frame delivered under its label before (DUPLICATE_MESSAGE).
    */
   async acceptFrame(record: Uint8Array): Promise<AcceptedFrame> {
+    return (await this.#accept(record)).frame;
+  }
+
+  async #accept(record: Uint8Array): Promise<{ frame: AcceptedFrame; session: Inbound; labelKey: string; digestKey: string }> {
     const frame = parseFrame(record);
     const cached = this.#inbound.get(frame.sessionKey);
     const session = cached === undefined || cached instanceof Promise ? await this.#inboundSession(frame.sessionKey, frame.bytes) : cached;
@@ -455,8 +467,22 @@ export class PeerSessions {
       });
     }
     const payload = openFrame(session.key, frame);
+    const key = `${frame.round}/${frame.gate}`;
+    const digestKey = digest.toString("latin1");
+    const prior = session.labels.get(key);
+    if (prior !== undefined && prior !== digestKey) {
+      const label = labelKey({ taskId: session.taskId, round: frame.round, gate: frame.gate });
+      throw new ConsortError("DUPLICATE_MESSAGE", `party ${session.from} already sent a different message for ${label}`, {
+        details: { label, from: session.from },
+      });
+    }
     if (frame.signature === undefined) this.#noteUnsigned(session, digest);
-    return { label: { taskId: session.taskId, round: frame.round, gate: frame.gate }, from: session.from, payload, digest };
+    return {
+      frame: { label: { taskId: session.taskId, round: frame.round, gate: frame.gate }, from: session.from, payload, digest },
+      session,
+      labelKey: key,
+      digestKey,
+    };
   }
 
   /**
@@ -573,7 +599,7 @@ export class PeerSessions {
       to: this.#selfBytes,
       frameKey: session.frameKey,
     });
-    return { taskId: session.taskId, taskKey: taskId, from: session.from, frameKey, key, digests: new Map() };
+    return { taskId: session.taskId, taskKey: taskId, from: session.from, frameKey, key, digests: new Map(), labels: new Map() };
   }
 
   /**

@@ -72,6 +72,30 @@ describe("LocalNetwork", () => {
     net.close();
   });
 
+  it("runs sparse rounds: undefined sends nothing, and only the peers in `from` are awaited", async () => {
+    const net = new LocalNetwork({ parties: 3, timeoutMs: 2_000 });
+    // A ring: party i sends to i - 1 and hears from i + 1.
+    const received = await Promise.all(
+      [0, 1, 2].map((self) => {
+        const out: (Uint8Array | undefined)[] = [undefined, undefined, undefined];
+        out[(self + 2) % 3] = frVecFromBigints([BigInt(10 + self)]);
+        const from = [0, 1, 2].map((j) => j === (self + 1) % 3);
+        return net.endpoint(self).exchange(label(0), out, from);
+      }),
+    );
+    expect(received.map((r) => r.map((v) => frVecToBigints(v)))).to.deep.equal([
+      [[], [11n], []],
+      [[], [], [12n]],
+      [[10n], [], []],
+    ]);
+    expect([0, 1, 2].map((p) => net.stats(p).messagesSent)).to.deep.equal([1, 1, 1]);
+    // Awaiting a peer that sends nothing times out, naming it.
+    const lonely = await expectRejects(net.endpoint(0).exchange(label(1), [undefined, undefined, undefined], [false, true, false]), "PROTOCOL_TIMEOUT");
+    expect(lonely.details["missing"]).to.deep.equal([1]);
+    await expectRejects(net.endpoint(0).exchange(label(2), [undefined, undefined, undefined], [true, false] as never), "INTERNAL");
+    net.close();
+  });
+
   it("rejects running the same label twice (DUPLICATE_MESSAGE)", async () => {
     const net = new LocalNetwork({ parties: 3, timeoutMs: 50 });
     const first = endpoint(net, 0).exchange(label(0), [[1n], [1n], [1n]]);

@@ -65,7 +65,10 @@ export async function runAll(
     ...(options.intercept === undefined ? {} : { intercept: options.intercept }),
     recordTraffic: options.recordTraffic ?? false,
   });
-  const runOptions: RunOptions = options.bitMethod === undefined ? {} : { bitMethod: options.bitMethod };
+  const runOptions: RunOptions = {
+    ...(options.bitMethod === undefined ? {} : { bitMethod: options.bitMethod }),
+    ...(options.resharing === undefined ? {} : { resharing: options.resharing }),
+  };
   const results = await Promise.allSettled(
     Array.from({ length: n }, (_, self) =>
       runProgram(program, { self, parties: n, threshold: t, rng: deterministicRng(`${seed}/party/${self}`), network: network.endpoint(self) }, shares[self]!, runOptions),

@@ -76,6 +76,31 @@ describe("RoundBatcher", () => {
     network.close();
   });
 
+  it("builds lazy sends in batch order when the round goes out, and runs every onDelivered hook before any request resumes", async () => {
+    const network = new LocalNetwork({ parties: 3 });
+    const logs = await Promise.all(
+      contexts(3, network).map(async (ctx) => {
+        const b = new RoundBatcher(ctx);
+        const log: string[] = [];
+        const everyone = (x: bigint) => [vec(x), vec(x), vec(x)];
+        const lazy = (gate: number) => () => {
+          log.push(`send ${gate}/${b.nextSequence(gate)}`);
+          return everyone(BigInt(gate));
+        };
+        // Filed out of gate order; the batch runs in (gate, sequence) order.
+        expect(b.nextSequence(7)).to.equal(0);
+        const late = b.request({ gate: 7, kind: "mul", send: lazy(7), expect: [1, 1, 1], onDelivered: (r) => log.push(`hook 7 ${frVecToBigints(r[(ctx.self + 1) % 3]!)}`) });
+        expect(b.nextSequence(7)).to.equal(1);
+        const early = b.request({ gate: 2, kind: "mul", send: lazy(2), expect: [1, 1, 1], onDelivered: () => log.push("hook 2") });
+        expect(log).to.deep.equal([]);
+        await Promise.all([late.then(() => log.push("resume 7")), early.then(() => log.push("resume 2"))]);
+        return log;
+      }),
+    );
+    for (const log of logs) expect(log).to.deep.equal(["send 2/1", "send 7/1", "hook 2", "hook 7 7", "resume 2", "resume 7"]);
+    network.close();
+  });
+
   it("rejects a message of the wrong length or with a non-canonical element, naming the sender; later requests fail too", async () => {
     for (const bad of [new Uint8Array(64 + 32), new Uint8Array(64).fill(0xff), new Uint8Array(63)]) {
       const network = new LocalNetwork({ parties: 3, intercept: (m) => (m.from === 2 && m.to === 0 ? bad : undefined) });

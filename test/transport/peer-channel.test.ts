@@ -31,20 +31,25 @@ describe("cli/peer-mailbox", () => {
     expect(mailbox.earlyCount).to.equal(0);
   });
 
-  it("falls back to the store for messages it does not hold (before a restart, or evicted)", async () => {
+  it("refuses what would overflow its bounds (MAILBOX_FULL, retryable) and loses nothing it accepted; asks the store for the rest", async () => {
     const mailbox = new PeerMailbox({ maxEarlyMessages: 2, maxEarlyBytes: 10 });
-    for (let r = 1; r <= 3; r++) mailbox.deliver(`l${r}`, "0xA", bytes(4, r));
-    expect(mailbox.earlyCount).to.equal(2);
-    const store = new Map([["l1#0xA", bytes(4, 1)]]);
-    const lookup = (key: string) => () => store.get(key);
-    expect((await mailbox.wait("l1", "0xA", 100, lookup("l1#0xA")))[0]).to.equal(1);
-    expect((await mailbox.wait("l3", "0xA", 100, lookup("l3#0xA")))[0]).to.equal(3);
-    // Bytes bound too: 3 more of 4 bytes in a 10-byte budget keep 2.
-    for (let r = 4; r <= 6; r++) mailbox.deliver(`l${r}`, "0xA", bytes(4, r));
-    expect(mailbox.earlyCount).to.equal(2);
-    // A payload larger than the whole budget is not kept at all.
-    mailbox.deliver("huge", "0xA", bytes(11, 0));
-    expect((await rejection(mailbox.wait("huge", "0xA", 20))).code).to.equal("PROTOCOL_TIMEOUT");
+    mailbox.deliver("l1", "0xA", bytes(4, 1));
+    mailbox.deliver("l2", "0xA", bytes(4, 2));
+    const full = thrown(() => mailbox.deliver("l3", "0xA", bytes(4, 3)));
+    expect([full.code, full.retryable, full.details["what"]]).to.deep.equal(["MAILBOX_FULL", true, "messages"]);
+    // Both accepted messages are still there.
+    expect((await mailbox.wait("l1", "0xA", 100))[0]).to.equal(1);
+    expect((await mailbox.wait("l2", "0xA", 100))[0]).to.equal(2);
+    // The sender's retry gets in once the waits have made room; a waiter takes a message whatever its size.
+    mailbox.deliver("l3", "0xA", bytes(4, 3));
+    expect(thrown(() => mailbox.deliver("l4", "0xA", bytes(7, 4))).details["what"]).to.equal("bytes");
+    const parked = mailbox.wait("big", "0xA", 100);
+    mailbox.deliver("big", "0xA", bytes(64, 9));
+    expect((await parked).length).to.equal(64);
+    // What the mailbox does not hold comes from the store (attestations), if there.
+    const store = new Map([["a#0xA", bytes(4, 7)]]);
+    expect((await mailbox.wait("a", "0xA", 100, () => store.get("a#0xA")))[0]).to.equal(7);
+    expect((await rejection(mailbox.wait("b", "0xA", 20, () => store.get("b#0xA")))).code).to.equal("PROTOCOL_TIMEOUT");
   });
 
   it("keeps one copy of a re-delivered message", () => {

@@ -2,7 +2,9 @@ import { createHash } from "node:crypto";
 import { expect } from "chai";
 import { Wallet, getAddress } from "ethers";
 import { ConsortError } from "../../node/errors.ts";
-import { frameDigest, parseFrame, recordBytesOf, verifyFrameEvidence } from "../../node/transport/peer-frame.ts";
+import { addressToBytes, uint256ToBytes } from "../../node/transport/binary-codec.ts";
+import { decodeSession, frameDigest, parseFrame, recordBytesOf, sealFrame, verifyFrameEvidence } from "../../node/transport/peer-frame.ts";
+import { StaticSecrets, directionKey } from "../../node/transport/session-keys.ts";
 import { PeerSessions } from "../../node/transport/peer-sessions.ts";
 import type { FrameSigning } from "../../node/transport/peer-sessions.ts";
 import { CHAIN_ID, LoopbackLink, OTHER_TASK, REGISTRY, TASK, World, loopNode, party, rejection, thrown } from "./peer-fixtures.ts";
@@ -197,6 +199,45 @@ for (const signing of ["checkpoint", "frame"] as const) {
       const fresh = recordBytesOf(await t.a.sessions.seal(label(1), to, bytes(32, 2)));
       expect(fresh.subarray(126, 158).equals(first.subarray(126, 158))).to.equal(false);
       expect((await t.b.sessions.acceptFrame(fresh)).payload[0]).to.equal(2);
+    });
+
+    it("delivers a retransmitted frame once, and refuses a different frame under a delivered label (DUPLICATE_MESSAGE)", async () => {
+      const l = label(4);
+      const frame = await sealed(t.a, t.b, l, bytes(32, 1));
+      await t.b.sessions.receive(frame);
+      await t.b.sessions.receive(frame);
+      expect(t.b.received).to.have.length(1);
+      // The same sender run, the same label, another payload: only a dishonest sender can make this.
+      const session = decodeSession(frame);
+      const key = directionKey({
+        shared: new StaticSecrets(t.a.party.encryption.privateKey).sharedSecret(t.b.party.encryption.publicKey),
+        chainId: uint256ToBytes(CHAIN_ID, "chainId"),
+        registry: addressToBytes(REGISTRY, "registry"),
+        taskId: uint256ToBytes(TASK, "taskId"),
+        from: addressToBytes(t.a.party.wallet.address, "from"),
+        to: addressToBytes(t.b.party.wallet.address, "to"),
+        frameKey: session.frameKey,
+      });
+      const forged = recordBytesOf(sealFrame({ sessionBody: frame.subarray(2, 223), key, round: l.round, gate: Buffer.from(l.gate), payload: bytes(32, 2) }));
+      const refused = await rejection(t.b.sessions.receive(forged));
+      expect([refused.code, refused.details["from"]]).to.deep.equal(["DUPLICATE_MESSAGE", t.a.party.wallet.address]);
+      expect(t.b.received).to.have.length(1);
+      // A delivery that failed is not remembered: the sender's retry of the same frame gets through.
+      let attempts = 0;
+      const delivered: number[] = [];
+      const flaky = loopNode(party("flaky", 0x66), t.world, t.link, {
+        deliver: (f) => {
+          if (++attempts === 1) throw new ConsortError("MAILBOX_FULL", "full", { retryable: true });
+          delivered.push(f.payload[0]!);
+        },
+      });
+      t.world.tasks.set(OTHER_TASK, [t.a.party.wallet.address, flaky.party.wallet.address]);
+      const toFlaky = Buffer.from(recordBytesOf(await t.a.sessions.seal(label(1, "g", OTHER_TASK), flaky.party.wallet.address, bytes(32, 3))));
+      expect((await rejection(flaky.sessions.receive(toFlaky))).code).to.equal("MAILBOX_FULL");
+      await flaky.sessions.receive(toFlaky);
+      await flaky.sessions.receive(toFlaky);
+      expect(delivered).to.deep.equal([3]);
+      await flaky.sessions.close(0);
     });
 
     it("lets a third party verify every accepted frame from the sender's address alone", async () => {
