@@ -78,7 +78,8 @@ export class ConsortNode {
   private readonly watcher: EventWatcher;
   private readonly active = new Map<string, Promise<void>>();
   /** How the last computation of each task went (for operators and benchmarks; not persisted). */
-  private readonly computeStats = new Map<string, { ms: number; rounds: number; payloadBytesSent: number }>();
+  /** Per task: wall time of the computation, its rounds, payload bytes sent, and this process's CPU time meanwhile (all threads). */
+  private readonly computeStats = new Map<string, { ms: number; rounds: number; payloadBytesSent: number; cpuMs: number }>();
   private readonly rerun = new Set<string>();
   private api: RunningNodeApi | undefined;
   private stopping = false;
@@ -117,7 +118,13 @@ export class ConsortNode {
         this.logger.debug({ to, label, attempt, code: error.code }, "peer not ready; retrying"),
       onError: (error, info) => this.logger.warn({ ...info, code: error.code }, error.message),
     });
-    this.channel = new PeerChannel({ sessions: this.sessions, store: this.store, mailbox: this.mailbox, timeoutMs: this.config.protocolTimeoutMs });
+    this.channel = new PeerChannel({
+      sessions: this.sessions,
+      // Only attestations are stored (storeFrame); round messages are asked of the mailbox alone.
+      store: { getMessage: (taskId, round, gate, from) => (gate === ATTESTATION_GATE ? this.store.getMessage(taskId, round, gate, from) : undefined) },
+      mailbox: this.mailbox,
+      timeoutMs: this.config.protocolTimeoutMs,
+    });
     this.watcher = new EventWatcher({
       provider: this.provider,
       address: this.registry.address,
@@ -632,6 +639,7 @@ export class ConsortNode {
     });
     const sent = { bytes: 0 };
     const started = performance.now();
+    const cpuBefore = process.cpuUsage();
     const run = await runProgram(program, {
       self: task.parties.findIndex((p) => sameAddress(p, this.address)),
       parties: task.parties.length,
@@ -643,7 +651,8 @@ export class ConsortNode {
     // Every frame the result depends on must be covered by a signed checkpoint before we attest to it.
     await this.sessions.settled(task.taskId);
     const ms = performance.now() - started;
-    this.computeStats.set(task.taskId.toString(), { ms, rounds: run.rounds, payloadBytesSent: sent.bytes });
+    const cpu = process.cpuUsage(cpuBefore);
+    this.computeStats.set(task.taskId.toString(), { ms, rounds: run.rounds, payloadBytesSent: sent.bytes, cpuMs: (cpu.user + cpu.system) / 1000 });
     const result = encodeResult(program, run.opened, run.commitments);
     const resultHash = keccak256(result);
     this.store.transaction(() => {

@@ -275,6 +275,9 @@ class FrameStream {
           // The peer (an older node, or a proxy in the way) does not serve this kind of stream: step down.
           if (this.#transport === "upgrade") this.#link.markUpgradeless(this.#target.key);
           else this.#link.markStreamless(this.#target.key);
+          // Out of the link's map first, so the records re-sent below open the next kind of stream.
+          this.#retiring = true;
+          this.#link.forget(this.#target.key, this);
           this.#fallBack();
         }
         this.#kill(error);

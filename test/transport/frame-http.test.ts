@@ -1,4 +1,5 @@
 import { request } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer } from "node:net";
 import { expect } from "chai";
 import fc from "fast-check";
@@ -34,7 +35,10 @@ interface HttpNode {
   channel: PeerChannel;
   store: NodeStore;
   api: RunningNodeApi;
+  /** Streamed POSTs of /v1/frames/stream this node served. */
   streamRequests: () => number;
+  /** Upgrades of /v1/frames/stream this node was asked for. */
+  upgrades: () => number;
   stop(): Promise<void>;
 }
 
@@ -70,8 +74,12 @@ async function httpNode(
     { frames: { receive: (record) => sessions.receive(record), maxRecordBytes: options.maxRecordBytes ?? 8 * 1024 * 1024 } },
   );
   let streams = 0;
+  let upgrades = 0;
   api.server.on("request", (req) => {
     if (req.url === "/v1/frames/stream") streams++;
+  });
+  api.server.on("upgrade", (req) => {
+    if (req.url === "/v1/frames/stream") upgrades++;
   });
   world.register(p, api.url);
   return {
@@ -81,6 +89,7 @@ async function httpNode(
     store,
     api,
     streamRequests: () => streams,
+    upgrades: () => upgrades,
     async stop() {
       mailbox.close("test over");
       await sessions.close(0);
@@ -149,17 +158,72 @@ describe("transport/frame-http (real HTTP on 127.0.0.1)", function () {
     nodes = [];
   });
 
-  for (const mode of ["stream", "request"] as const) {
+  for (const mode of ["upgrade", "stream", "request"] as const) {
     it(`runs sequential all-to-all rounds between three parties (${mode} mode), stores every message and settles`, async () => {
       await start({ link: { mode } });
       await rounds(nodes, 40, 1);
       for (const n of nodes) await n.sessions.settled(TASK, 5_000);
       const stored = nodes[1]!.store.getMessage(TASK, 7, "mul:7", alice.wallet.address);
       expect(Buffer.from(stored!).equals(Buffer.from(payloadFor(0, 1, 7, 1)))).to.equal(true);
-      if (mode === "stream") expect(nodes.map((n) => n.streamRequests())).to.deep.equal([2, 2, 2]);
-      else expect(nodes.map((n) => n.streamRequests())).to.deep.equal([0, 0, 0]);
+      // Each node serves one stream per peer, of the kind the mode asks for.
+      expect(nodes.map((n) => n.upgrades())).to.deep.equal(mode === "upgrade" ? [2, 2, 2] : [0, 0, 0]);
+      expect(nodes.map((n) => n.streamRequests())).to.deep.equal(mode === "stream" ? [2, 2, 2] : [0, 0, 0]);
     });
   }
+
+  it("falls back to a streamed POST for a peer that refuses the upgrade, then to a POST per frame", async () => {
+    await start();
+    // Bob's server answers every upgrade with 404, like a node from before upgraded streams.
+    const server = nodes[1]!.api.server;
+    server.removeAllListeners("upgrade");
+    server.on("upgrade", (_req, socket: import("node:stream").Duplex) => {
+      socket.end("HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}");
+    });
+    const send = (round: number) => nodes[0]!.sessions.send({ taskId: TASK, round, gate: "g" }, bob.wallet.address, new Uint8Array(32).fill(round));
+    await send(1);
+    await send(2);
+    expect(nodes[1]!.streamRequests()).to.equal(1);
+    expect(nodes[1]!.store.getMessage(TASK, 1, "g", alice.wallet.address)?.[0]).to.equal(1);
+    expect(nodes[1]!.store.getMessage(TASK, 2, "g", alice.wallet.address)?.[0]).to.equal(2);
+    // Carol serves neither upgrades nor streams: single POSTs.
+    const carolServer = nodes[2]!.api.server;
+    carolServer.removeAllListeners("upgrade");
+    carolServer.on("upgrade", (_req, socket: import("node:stream").Duplex) => {
+      socket.end("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    });
+    const [serve] = carolServer.listeners("request") as ((req: IncomingMessage, res: ServerResponse) => void)[];
+    carolServer.removeAllListeners("request");
+    carolServer.on("request", (req: IncomingMessage, res: ServerResponse) => {
+      if (req.url !== "/v1/frames/stream") return serve!(req, res);
+      req.resume();
+      res.writeHead(404, { "content-type": "application/json" });
+      res.end("{}");
+    });
+    await nodes[0]!.sessions.send({ taskId: TASK, round: 3, gate: "g" }, carol.wallet.address, new Uint8Array(32).fill(3));
+    expect(nodes[2]!.store.getMessage(TASK, 3, "g", alice.wallet.address)?.[0]).to.equal(3);
+  });
+
+  it("answers a bad upgrade with an HTTP error and closes the connection", async () => {
+    await start();
+    const url = new URL(nodes[0]!.api.url);
+    const upgradeTo = (path: string, protocol: string, method = "GET") =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request({ hostname: url.hostname, port: url.port, path, method, headers: { connection: "Upgrade", upgrade: protocol } });
+        req.on("upgrade", () => reject(new Error("upgraded")));
+        req.on("response", (res) => {
+          let body = "";
+          res.on("data", (c: Buffer) => (body += c.toString()));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on("error", reject);
+        req.end();
+      });
+    const wrongProtocol = await upgradeTo("/v1/frames/stream", "websocket");
+    expect([wrongProtocol.status, (JSON.parse(wrongProtocol.body) as { error: { code: string; details: { field: string } } }).error.details.field]).to.deep.equal([400, "upgrade"]);
+    expect((await upgradeTo("/v1/frames/stream", "consort-frames/1", "PUT")).status).to.equal(405);
+    const elsewhere = await upgradeTo("/v1/health", "consort-frames/1");
+    expect([elsewhere.status, (JSON.parse(elsewhere.body) as { error: { code: string } }).error.code]).to.deep.equal([404, "NOT_FOUND"]);
+  });
 
   it("carries multi-megabyte frames intact over a stream", async () => {
     await start();
@@ -264,10 +328,10 @@ describe("transport/frame-http (real HTTP on 127.0.0.1)", function () {
     await nodes[0]!.sessions.send({ taskId: TASK, round: 10, gate: "g" }, bob.wallet.address, new Uint8Array(32).fill(10));
     expect(nodes[1]!.store.getMessage(TASK, 10, "g", alice.wallet.address)?.[0]).to.equal(10);
     // Idle streams end (after the acknowledgement delay and idleStreamMs); the next frame opens a new one.
-    const before = nodes[1]!.streamRequests();
+    const before = nodes[1]!.upgrades();
     await new Promise((r) => setTimeout(r, 400));
     await nodes[0]!.sessions.send({ taskId: TASK, round: 11, gate: "g" }, bob.wallet.address, new Uint8Array(32));
-    expect(nodes[1]!.streamRequests()).to.equal(before + 1);
+    expect(nodes[1]!.upgrades()).to.equal(before + 1);
   });
 
   it("splits a stream into its records whatever the chunk boundaries (property)", () => {
