@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { getAddress, hexlify, solidityPackedKeccak256 } from "ethers";
+import { getAddress, hexlify, solidityPackedKeccak256, solidityPackedSha256 } from "ethers";
 import fc from "fast-check";
 import {
   DIGEST_BYTES,
@@ -16,12 +16,12 @@ import { expectCode } from "../support/consort-error-assertions.ts";
 
 const R = 21888242871839275222246405745257275088548364400416034343698204186575808495617n;
 
-// Independent implementation: ethers' abi.encodePacked + keccak256 (uint256[] / bytes32[] elements are
+// Independent implementation: ethers' abi.encodePacked + sha256 / keccak256 (uint256[] / bytes32[] elements are
 // packed as 32-byte words, which is exactly encodeFieldVector / the concatenated digests).
 function ethersShareDigest(ctx: InputContext, party: number, salt: Uint8Array, values: readonly bigint[]): string {
-  return solidityPackedKeccak256(
+  return solidityPackedSha256(
     ["string", "uint256", "address", "uint256", "address", "uint32", "bytes32", "uint256[]"],
-    ["consort/input-share/v1", ctx.chainId, getAddress(hexlify(ctx.registry)), ctx.taskId, getAddress(hexlify(ctx.dataOwner)), party, hexlify(salt), values],
+    ["consort/input-share/v2", ctx.chainId, getAddress(hexlify(ctx.registry)), ctx.taskId, getAddress(hexlify(ctx.dataOwner)), party, hexlify(salt), values],
   );
 }
 function ethersInputCommitment(ctx: InputContext, digests: readonly Uint8Array[]): string {
@@ -47,7 +47,7 @@ const contextArb = fc.record({
 });
 
 describe("math/commitment", () => {
-  it("fixed vector: digests and commitment equal abi.encodePacked + keccak256 computed by ethers", () => {
+  it("fixed vector: digests equal abi.encodePacked + sha256, the commitment abi.encodePacked + keccak256, computed by ethers", () => {
     const d0 = shareDigest(fixedCtx, 0, bytesFrom(32), [4n, 5n, 6n]);
     const d1 = shareDigest(fixedCtx, 1, bytesFrom(0), [1n, 2n, 3n]);
     expect(hexlify(d0)).to.equal(ethersShareDigest(fixedCtx, 0, bytesFrom(32), [4n, 5n, 6n]));
@@ -55,9 +55,9 @@ describe("math/commitment", () => {
     const commitment = inputCommitment(fixedCtx, [d0, d1]);
     expect(hexlify(commitment)).to.equal(ethersInputCommitment(fixedCtx, [d0, d1]));
     // Pinned so that other implementations (Solidity, clients) can test against the same bytes.
-    expect(hexlify(d0)).to.equal("0x986b65bd8178eae7961fe13124a6fc15bea8ae494b09df8560c2987f56511840");
-    expect(hexlify(d1)).to.equal("0xe342df8592f811b07ebe2f024bb55ff859f1212c21629abac73c40350839c0e0");
-    expect(hexlify(commitment)).to.equal("0xc3bc3da7c9c137b0fb5c423f3904d1178fc2afe31e51c60fe1f4e75e9d19aac2");
+    expect(hexlify(d0)).to.equal("0xbe6690ca5765ac1ac388eb833677a68f83a45084d2d874ad6bc93f523cd82ab9");
+    expect(hexlify(d1)).to.equal("0x96e8c1a2e38fc0aea7e2d0ccc513b52967c907f31f63418f7c2bc05d9a3d81f0");
+    expect(hexlify(commitment)).to.equal("0xbed6db4fdf39ee981cb77ed085665d242e0c509dacffad37efb21ad81f93add8");
   });
 
   it("agrees with ethers for random contexts, parties, salts and share vectors", () => {

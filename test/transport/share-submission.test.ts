@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { network } from "hardhat";
-import { Wallet, getAddress, getBytes, hexlify, keccak256, solidityPacked, toUtf8Bytes } from "ethers";
+import { Wallet, getAddress, getBytes, hexlify, keccak256, sha256, solidityPacked, toUtf8Bytes } from "ethers";
 import { isConsortError } from "../../node/errors.ts";
 import type { ConsortErrorCode } from "../../node/errors.ts";
 import { FR_MODULUS } from "../../node/math/field.ts";
@@ -75,7 +75,7 @@ describe("transport/share-submission", () => {
     const expected = keccak256(
       solidityPacked(
         ["bytes", "uint256", "address", "uint256", "address", "address", "bytes32", "bytes32[]"],
-        [toUtf8Bytes("consort/share-submission/v1"), s.chainId, s.registry, s.taskId, s.dataOwner, s.party, keccak256(s.sealed), s.digests],
+        [toUtf8Bytes("consort/share-submission/v2"), s.chainId, s.registry, s.taskId, s.dataOwner, s.party, sha256(s.sealed), s.digests],
       ),
     );
     expect(hexlify(shareSubmissionDigest(s))).to.equal(expected);
