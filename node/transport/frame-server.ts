@@ -8,6 +8,12 @@
  *   POST /v1/frames          body = one record (frame or checkpoint)
  *                            -> 204, or the JSON error of ./http-errors.ts
  *
+ *   GET /v1/frames/stream    with "Upgrade: consort-frames/1": answered 101, then the
+ *                            connection carries exactly what the streamed POST below
+ *                            carries (records in, acknowledgements out), with no
+ *                            chunked coding or HTTP parsing per record. The link's
+ *                            default; 400/405 for a wrong protocol or method.
+ *
  *   POST /v1/frames/stream   body = a stream of records, each as
  *                              u32 length (big-endian) || record
  *                            -> 200, body = a stream of acknowledgements
