@@ -16,8 +16,8 @@
  *   1. d_i = x_i · y_i is a degree-2 share: xy = Σ λ_i d_i, λ = (3, -3, 1).
  *   2. z_i = λ_i d_i + α_i, where α is a pseudo-random sharing of zero
  *      (CDI05 PRSS, AFLNO16 §2.1): α_i = F(k_i, n) - F(k_{i-1}, n), with
- *      k_i known to parties i and i+1 only, and n the request's name
- *      (gate, sequence), unique within the run. Σ α_i = 0, so Σ z_i = xy.
+ *      k_i known to parties i and i+1 only, and n the position in F's
+ *      stream (below), never used twice in a run. Σ α_i = 0, so Σ z_i = xy.
  *   3. Party i sends z_i to party i-1 and receives z_{i+1} from party i+1:
  *      now every z_k is held by parties k and k-1, i.e. by all but k+1 (a
  *      replicated sharing of xy).
@@ -99,7 +99,6 @@ export function ringConversionCoefficients(self: number): readonly [bigint, bigi
 /** The per-run state of ring resharing at one party: its two pairwise keys once the first round is over. */
 export class RingResharing {
   readonly #batcher: RoundBatcher;
-  readonly #self: number;
   readonly #next: number;
   readonly #previous: number;
   readonly #lambda: bigint;
@@ -117,7 +116,6 @@ export class RingResharing {
       throw new ConsortError("INTERNAL", `ring resharing needs n = 3 and t = 1, not n = ${ctx.parties}, t = ${ctx.threshold}`);
     }
     this.#batcher = batcher;
-    this.#self = ctx.self;
     this.#next = (ctx.self + 1) % 3;
     this.#previous = (ctx.self + 2) % 3;
     this.#lambda = lagrangeAtZero([0, 1, 2])[ctx.self]!;
@@ -189,11 +187,6 @@ export class RingResharing {
       },
     });
     return frVecLinearCombination([z!, received[this.#next]!], [...this.#coefficients]);
-  }
-
-  /** This party's index (for tests). */
-  get self(): number {
-    return this.#self;
   }
 }
 
