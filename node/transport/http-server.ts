@@ -15,6 +15,7 @@
  *
  *   POST /v1/frames                   one peer frame or checkpoint             application/octet-stream
  *   POST /v1/frames/stream            a stream of them, acknowledged in order  application/octet-stream
+ *   GET  /v1/frames/stream            the same stream on a connection upgraded to consort-frames/1
  *
  * Every error is JSON `{ "error": { code, message, retryable, details } }`.
  * Unexpected exceptions become a generic 500 INTERNAL: their text goes to the
