@@ -87,7 +87,7 @@ export class PeerChannel {
     return Promise.all(
       parties.map((party, j) => {
         if (j === self) return Promise.resolve(outgoing[self] ?? EMPTY);
-        if (from === undefined ? false : !from[j]) return Promise.resolve(EMPTY);
+        if (from?.[j] === false) return Promise.resolve(EMPTY);
         return this.receive(label, party);
       }),
     );

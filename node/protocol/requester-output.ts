@@ -21,7 +21,7 @@
  * error detection when more than t + 1 parties answered).
  */
 import { keccak_256 } from "@noble/hashes/sha3.js";
-import { bytesToHex } from "@noble/hashes/utils.js";
+import { bytesToHex, concatBytes } from "@noble/hashes/utils.js";
 import { ConsortError, isConsortError } from "../errors.ts";
 import { FR_VEC_ELEMENT_BYTES, frVecCheck, frVecReconstruct, frVecToBigints } from "../math/fr-vec.ts";
 import { MAX_PARTIES } from "../math/shamir.ts";
@@ -60,28 +60,16 @@ function hexBytes(hex: string): Uint8Array {
   return out;
 }
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const p of parts) length += p.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
-}
-
 /** d_j: party j's salted digest of its share vector of output `name`. */
 export function requesterShareDigest(programHash: string, name: string, party: number, salt: Uint8Array, shares: Uint8Array): Uint8Array {
   const nameBytes = new TextEncoder().encode(name);
-  return keccak_256(concat([SHARE_TAG, hexBytes(programHash), u32(nameBytes.length), nameBytes, u32(party), salt, shares]));
+  return keccak_256(concatBytes(SHARE_TAG, hexBytes(programHash), u32(nameBytes.length), nameBytes, u32(party), salt, shares));
 }
 
 /** C: the commitment to output `name` over every party's digest. */
 export function requesterCommitment(programHash: string, name: string, digests: readonly Uint8Array[]): `0x${string}` {
   const nameBytes = new TextEncoder().encode(name);
-  return `0x${bytesToHex(keccak_256(concat([OUTPUT_TAG, hexBytes(programHash), u32(nameBytes.length), nameBytes, u32(digests.length), ...digests])))}`;
+  return `0x${bytesToHex(keccak_256(concatBytes(OUTPUT_TAG, hexBytes(programHash), u32(nameBytes.length), nameBytes, u32(digests.length), ...digests)))}`;
 }
 
 /** A 32-byte digest as two field elements (16-byte little-endian halves, always < r), for the wire. */

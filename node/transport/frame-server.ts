@@ -41,13 +41,12 @@
  * Records on one stream are processed concurrently (a record waiting for an
  * unknown task must not hold up the others), hence the explicit seq.
  */
-import { STATUS_CODES } from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Socket } from "node:net";
 import type { Duplex, Readable, Writable } from "node:stream";
 import { ConsortError, isConsortError } from "../errors.ts";
 import { describeValue } from "./binary-codec.ts";
-import { errorResponse, failureEvent, jsonText, requestError } from "./http-errors.ts";
+import { errorResponse, failureEvent, jsonText, rawErrorResponse, requestError } from "./http-errors.ts";
 
 export const FRAMES_PATH = "/v1/frames";
 export const FRAME_STREAM_PATH = "/v1/frames/stream";
@@ -307,18 +306,14 @@ export function createFrameRoutes(options: FrameRoutesOptions): FrameRoutes {
    * GET /v1/frames/stream with "Upgrade: consort-frames/1" (RFC 9110 §7.8):
    * after the 101 the connection carries the same records and
    * acknowledgements as a streamed POST, without chunked coding or the
-   * HTTP parser on every record (~40 µs less CPU per frame here).
+   * HTTP parser on every record (~5-8% less CPU per small round here).
    */
   function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     if (pathOf(req.url) !== FRAME_STREAM_PATH) return false;
     const refuse = (status: number, message: string, details: Record<string, unknown>) => {
       const response = errorResponse(requestError(status, message, details));
       log(failureEvent(req.method ?? "GET", FRAME_STREAM_PATH, response, undefined));
-      const body = jsonText(response.body);
-      socket.end(
-        `HTTP/1.1 ${response.status} ${STATUS_CODES[response.status] ?? "Error"}\r\ncontent-type: application/json\r\n` +
-          `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-      );
+      socket.end(rawErrorResponse(response));
     };
     if (req.method !== "GET") {
       refuse(405, `upgrade the frame stream with GET, not ${describeValue(req.method)}`, { field: "method" });

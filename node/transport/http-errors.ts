@@ -13,6 +13,7 @@
  * PEER_UNREACHABLE (retryable); any other non-2xx is PEER_REJECTED carrying
  * the remote code in details.remoteCode, retryable iff the remote said so.
  */
+import { STATUS_CODES } from "node:http";
 import { ConsortError, isConsortError } from "../errors.ts";
 import type { ConsortErrorCode } from "../errors.ts";
 
@@ -61,6 +62,18 @@ export function errorResponse(error: ConsortError | undefined): ErrorResponse {
     return { status: statusOverride.get(error) ?? STATUS_BY_CODE[error.code] ?? 503, body: { error: error.toJSON() } };
   }
   return { status: 500, body: { error: { code: "INTERNAL", message: "internal error", retryable: false, details: {} } } };
+}
+
+/**
+ * `response` as a complete HTTP/1.1 response that closes the connection:
+ * for sockets taken over before express or node:http can answer (upgrades).
+ */
+export function rawErrorResponse(response: ErrorResponse): string {
+  const body = jsonText(response.body);
+  return (
+    `HTTP/1.1 ${response.status} ${STATUS_CODES[response.status] ?? "Error"}\r\ncontent-type: application/json\r\n` +
+    `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
+  );
 }
 
 /** The structured log event for a failed request; for 500s it carries the real error (operator only). */

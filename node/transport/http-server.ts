@@ -32,7 +32,7 @@ import { ConsortError, isConsortError } from "../errors.ts";
 import { UINT256_MAX, describeValue } from "./binary-codec.ts";
 import { createFrameRoutes } from "./frame-server.ts";
 import type { FrameRoutesOptions } from "./frame-server.ts";
-import { errorResponse, failureEvent, jsonText, requestError } from "./http-errors.ts";
+import { errorResponse, failureEvent, jsonText, rawErrorResponse, requestError } from "./http-errors.ts";
 import type { JsonErrorBody } from "./http-errors.ts";
 import { decodeSignedPeerMessage, verifyPeerMessageSignature } from "./peer-message.ts";
 import type { SignedPeerMessage } from "./peer-message.ts";
@@ -265,8 +265,7 @@ export function startNodeApi(
   if (frames !== undefined) {
     server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       if (frames.upgrade(req, socket, head)) return;
-      const body = jsonText(errorResponse(new ConsortError("NOT_FOUND", `no upgrade route ${describeValue(req.url ?? "")}`)).body);
-      socket.end(`HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      socket.end(rawErrorResponse(errorResponse(new ConsortError("NOT_FOUND", `no upgrade route ${describeValue(req.url ?? "")}`))));
     });
   }
   return new Promise((resolve, reject) => {
