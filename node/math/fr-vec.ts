@@ -22,7 +22,9 @@
  * dominate), concatenation and slicing (copies), validation (a 4-byte compare
  * per element in JS is cheaper than copying the data into the module just to
  * look at it), the per-party-set Lagrange plans (computed once and cached),
- * and exponent preparation. Everything per element runs in WebAssembly.
+ * and exponent preparation. Everything per element runs in WebAssembly,
+ * except on vectors of a few elements, where calling the module costs more
+ * than the arithmetic: those are computed in JS (see "Small vectors").
  */
 import { FR_MODULUS } from "./field.ts";
 import { FR_WASM_BASE64 } from "./fr-wasm-binary.ts";
@@ -276,12 +278,23 @@ function load(v: Uint8Array, start: number, n: number, p: number): void {
 }
 
 /**
+ * Up to 64 bytes (two elements) V8 keeps a typed array's bytes on its own
+ * heap: `new Uint8Array(32)` measured 0.08-0.14 µs where allocUnsafeSlow(32),
+ * a native allocation, took 0.8 µs. From 96 bytes to 4 KiB both allocate
+ * outside the heap and measured the same (0.7-3.5 µs, development VM), and
+ * from 8 KiB on zeroing shows, so the plain array is used only where it wins.
+ */
+const ON_HEAP_MAX_BYTES = 64;
+
+/**
  * A fresh vector of `count` elements that the caller overwrites completely
  * before returning it. Uninitialized (malloc) memory: a zeroed allocation of
  * a few MB costs a page fault per 4 KiB on every call, which measured as much
- * as the arithmetic of an addition.
+ * as the arithmetic of an addition. Tiny vectors are the exception (see
+ * ON_HEAP_MAX_BYTES).
  */
 function uninitialized(count: number): Uint8Array {
+  if (count * E <= ON_HEAP_MAX_BYTES) return new Uint8Array(count * E);
   const b = Buffer.allocUnsafeSlow(count * E);
   return new Uint8Array(b.buffer, b.byteOffset, b.length);
 }
@@ -310,6 +323,344 @@ function elementwise(
     }
     return out;
   });
+}
+
+// ---------------------------------------------------------------------------
+// Small vectors: JS arithmetic on the bytes, no module
+//
+// On a vector of a few elements the chunked drivers cost more than the
+// arithmetic: heap bookkeeping, copies into and out of the module, constants
+// converted to Montgomery form, closures and a native allocation came to
+// 1.6-3 µs for add or mul of one element and 4-8 µs for scale and
+// linearCombination (bench/fr-vec.bench.ts, small-vector table), and the
+// engine's latency path makes ~8 such calls per round on ONE element. Small
+// vectors are therefore computed here, without touching the module's heap:
+// inputs are copied (one memcpy each) into module-level scratch words, the
+// result is written to scratch and sliced out as a fresh array.
+//
+// - Sums and differences (add, sub, neg, addConst, sum) run on eight 32-bit
+//   words per element as plain numbers with explicit carries (~20 ns per
+//   element; the same through bigints took ~0.6 µs: reading an element is 10
+//   bigint operations, each 50-100 ns on the development VM).
+// - Products (mul, square, scale, dot, linearCombination) use bigints: an
+//   element read as 4 little-endian 64-bit words, multiplied, reduced and
+//   written back as 4 words. `%` of a 508-bit product by r took 0.9 µs there,
+//   Barrett reduction (below) 0.55 µs. At ~1 µs per product these beat the
+//   module only on one or two elements.
+// - frVecRandom compares the drawn bytes with r's bytes and copies accepted
+//   blocks: no arithmetic at all.
+//
+// Validation stays exact by construction: a small path runs only when every
+// argument already has the right type and length, checks canonicity as it
+// reads, and on anything unexpected returns undefined, after which the
+// caller runs its general path from the start; that path validates in the
+// documented order and throws the error it always threw. frVecRandom has
+// nothing to defer (its checks are assertCount and checkRngOutput, both run).
+//
+// The scratch words are shared, which is safe because no small path calls
+// out; frVecRandom's rng may re-enter this module, so the random path writes
+// straight into its fresh result instead.
+
+// The limits below are where the small path stopped beating the module in
+// µs per call (development VM, 2 vCPUs, Node 24; the module's figure first):
+// add 3.7 vs 2.2 at 16 elements, 4.7 vs 2.3 at 32, 3.9 vs 4.2 at 64; sum 0.9
+// vs 0.7 at 16, even at 32; random 8.5 vs 8.4 at 16, 11.7 vs 13.7 at 32.
+// Products: mul 1.7 vs 1.2 at 1 element but 1.7 vs 2.4 at 2; square, dot and
+// scale alike. A linear combination pays Montgomery conversions of its
+// coefficients on the module path, so it stays ahead longer: at 2 elements
+// 3.8 vs 2.2 (2 terms) and 11.0 vs 10.7 (16 terms, small coefficients), at 3
+// elements and 5 terms 5.6 vs 6.8. add alone would pay off to ~32 elements;
+// it shares SMALL with sum and random, which break even there.
+
+/** Most elements for the word-arithmetic small paths (add, sub, neg, addConst, sum) and frVecRandom. */
+const SMALL = 16;
+/** Most elements for the bigint small paths of mul, square, scale and dot. */
+const SMALL_PRODUCTS = 1;
+/** Most elements, and most vectors, for the small path of linearCombination. */
+const SMALL_COMBINATION = 2;
+const SMALL_TERMS = 16;
+
+/**
+ * Where the small-vector paths stop (element counts; `terms` counts the
+ * vectors of a linear combination). Exported so that tests can probe both
+ * sides of every limit; results never depend on them.
+ */
+export const FR_VEC_SMALL_LIMITS = Object.freeze({
+  elementwise: SMALL,
+  random: SMALL,
+  products: SMALL_PRODUCTS,
+  combination: SMALL_COMBINATION,
+  terms: SMALL_TERMS,
+});
+
+const scratchA = new BigUint64Array(4 * SMALL);
+const scratchA8 = new Uint8Array(scratchA.buffer);
+const scratchA32 = new Uint32Array(scratchA.buffer);
+const scratchB = new BigUint64Array(4 * SMALL);
+const scratchB8 = new Uint8Array(scratchB.buffer);
+const scratchB32 = new Uint32Array(scratchB.buffer);
+const scratchOut = new BigUint64Array(4 * SMALL);
+const scratchOut8 = new Uint8Array(scratchOut.buffer);
+const scratchOut32 = new Uint32Array(scratchOut.buffer);
+/** Eight zero words: neg is 0 - a. */
+const ZERO_WORDS = new Uint32Array(8);
+/** Per-element accumulators of the small linear combination (reused: no allocation per call). */
+const smallAccumulators: bigint[] = new Array<bigint>(SMALL_COMBINATION).fill(0n);
+/** r's bytes, little-endian, for the byte-wise rejection test of frVecRandom's small path. */
+const R_BYTES: readonly number[] = Array.from({ length: E }, (_, i) => Number((FR_MODULUS >> BigInt(8 * i)) & 0xffn));
+
+/**
+ * Barrett reduction (HAC 14.42, generalised): for 0 <= t < 2^BARRETT_BITS,
+ * q = floor(floor(t / 2^253) · floor(2^BARRETT_BITS / r) / 2^(BARRETT_BITS - 253))
+ * is at most t / r and more than t / r - 3 (each floor loses less than 1,
+ * t < 2^BARRETT_BITS and 2^253 < r), so 0 <= t - q·r < 3r: at most two
+ * subtractions of r. 2^516 covers a product (< r^2 < 2^508) and sums of up
+ * to 2^8 of them (linear combinations of SMALL_TERMS vectors); anything
+ * else (negative or huge coefficients) takes `%`.
+ */
+const BARRETT_BITS = 516n;
+const BARRETT_LIMIT = 1n << BARRETT_BITS;
+const BARRETT_MU = BARRETT_LIMIT / FR_MODULUS;
+const BARRETT_SHIFT = BARRETT_BITS - 253n;
+
+/** t mod r in [0, r) for any bigint t (bigint % keeps the dividend's sign, hence the fix-up). */
+function reduce(t: bigint): bigint {
+  if (t >= 0n && t < BARRETT_LIMIT) {
+    if (t < FR_MODULUS) return t;
+    let z = t - (((t >> 253n) * BARRETT_MU) >> BARRETT_SHIFT) * FR_MODULUS;
+    while (z >= FR_MODULUS) z -= FR_MODULUS;
+    return z;
+  }
+  const z = t % FR_MODULUS;
+  return z < 0n ? z + FR_MODULUS : z;
+}
+
+/**
+ * Element count of `v` if it is a Uint8Array of whole elements, at most
+ * `max` of them, else -1. On a big-endian host the scratch words would read
+ * wrongly, so the word and bigint paths are off there.
+ */
+function smallCount(v: unknown, max: number): number {
+  if (!LITTLE_ENDIAN || !(v instanceof Uint8Array)) return -1;
+  const n = v.length;
+  return n <= max * E && n % E === 0 ? n / E : -1;
+}
+
+/** Copies small a and b of equal length into scratch; their element count, or -1 to defer to the general path. */
+function loadSmallPair(a: unknown, b: unknown, max: number): number {
+  const k = smallCount(a, max);
+  if (k < 0 || !(b instanceof Uint8Array) || b.length !== (a as Uint8Array).length) return -1;
+  scratchA8.set(a as Uint8Array);
+  scratchB8.set(b);
+  return k;
+}
+
+/** Whether the element at word offset o of `w` is < r (its top word decides unless it equals r's). */
+function wordsCanonical(w: Uint32Array, o: number): boolean {
+  for (let j = 7; j >= 0; j--) {
+    const x = w[o + j]!;
+    if (x !== R_WORDS[j]!) return x < R_WORDS[j]!;
+  }
+  return false;
+}
+
+/**
+ * scratchOut32[o..o+8) = x + y mod r for canonical x at word offset xo of
+ * `xs` and y at yo of `ys` (either may be scratchOut32 at o itself: each
+ * word is read before it is written). x + y < 2r < 2^255, so the top word
+ * never carries out; a Uint32Array store keeps the low 32 bits.
+ */
+function addWords(xs: Uint32Array, xo: number, ys: Uint32Array, yo: number, o: number): void {
+  let carry = 0;
+  for (let j = 0; j < 8; j++) {
+    const t = xs[xo + j]! + ys[yo + j]! + carry;
+    scratchOut32[o + j] = t;
+    carry = t > 0xffffffff ? 1 : 0;
+  }
+  if (wordsCanonical(scratchOut32, o)) return;
+  let borrow = 0;
+  for (let j = 0; j < 8; j++) {
+    const t = scratchOut32[o + j]! - R_WORDS[j]! - borrow;
+    scratchOut32[o + j] = t;
+    borrow = t < 0 ? 1 : 0;
+  }
+}
+
+/** scratchOut32[o..o+8) = x - y mod r (as addWords): x - y, plus r if that borrowed. */
+function subWords(xs: Uint32Array, xo: number, ys: Uint32Array, yo: number, o: number): void {
+  let borrow = 0;
+  for (let j = 0; j < 8; j++) {
+    const t = xs[xo + j]! - ys[yo + j]! - borrow;
+    scratchOut32[o + j] = t;
+    borrow = t < 0 ? 1 : 0;
+  }
+  if (borrow === 0) return;
+  let carry = 0;
+  for (let j = 0; j < 8; j++) {
+    const t = scratchOut32[o + j]! + R_WORDS[j]! + carry;
+    scratchOut32[o + j] = t;
+    carry = t > 0xffffffff ? 1 : 0;
+  }
+}
+
+/** Element i of a 64-bit scratch view as a bigint. */
+function wordsAt(w: BigUint64Array, i: number): bigint {
+  const o = 4 * i;
+  return w[o]! | (w[o + 1]! << 64n) | (w[o + 2]! << 128n) | (w[o + 3]! << 192n);
+}
+
+/** Writes x (< 2^256) as element i of `w`; a BigUint64Array store keeps the low 64 bits. */
+function setWords(w: BigUint64Array, i: number, x: bigint): void {
+  const o = 4 * i;
+  w[o] = x;
+  w[o + 1] = x >> 64n;
+  w[o + 2] = x >> 128n;
+  w[o + 3] = x >> 192n;
+}
+
+/** The first k elements of scratchOut as a fresh vector. */
+function smallResult(k: number): Uint8Array {
+  return scratchOut8.slice(0, k * E);
+}
+
+/** Operations of the small paths: numbers, not closures, so a call allocates nothing for them. */
+const ADD = 0;
+const SUB = 1;
+const MUL = 2;
+const NEG = 3;
+const SQUARE = 4;
+const SCALE = 5;
+const ADD_CONST = 6;
+type BinaryOp = typeof ADD | typeof SUB | typeof MUL;
+type UnaryOp = typeof NEG | typeof SQUARE | typeof SCALE | typeof ADD_CONST;
+
+/** Element-wise a op b for small vectors, or undefined to defer to the general path. */
+function smallBinary(a: Uint8Array, b: Uint8Array, op: BinaryOp): Uint8Array | undefined {
+  const k = loadSmallPair(a, b, op === MUL ? SMALL_PRODUCTS : SMALL);
+  if (k < 0) return undefined;
+  for (let i = 0; i < k; i++) {
+    const o = 8 * i;
+    if (!wordsCanonical(scratchA32, o) || !wordsCanonical(scratchB32, o)) return undefined;
+    if (op === ADD) addWords(scratchA32, o, scratchB32, o, o);
+    else if (op === SUB) subWords(scratchA32, o, scratchB32, o, o);
+    else setWords(scratchOut, i, reduce(wordsAt(scratchA, i) * wordsAt(scratchB, i)));
+  }
+  return smallResult(k);
+}
+
+/**
+ * Element-wise op(a) for a small vector, or undefined to defer to the
+ * general path; `c` is SCALE's factor or ADD_CONST's addend (any bigint).
+ */
+function smallUnary(a: Uint8Array, op: UnaryOp, c: unknown): Uint8Array | undefined {
+  const k = smallCount(a, op === SQUARE || op === SCALE ? SMALL_PRODUCTS : SMALL);
+  // A constant of the wrong type is the general path's error to raise (after a's).
+  if (k < 0 || (op >= SCALE && typeof c !== "bigint")) return undefined;
+  scratchA8.set(a);
+  for (let i = 0; i < k; i++) if (!wordsCanonical(scratchA32, 8 * i)) return undefined;
+  if (op === NEG) {
+    for (let i = 0; i < k; i++) subWords(ZERO_WORDS, 0, scratchA32, 8 * i, 8 * i);
+  } else if (op === SQUARE) {
+    for (let i = 0; i < k; i++) {
+      const x = wordsAt(scratchA, i);
+      setWords(scratchOut, i, reduce(x * x));
+    }
+  } else {
+    // constantOf's reduction, without its division when c already is in [0, r).
+    const f = c as bigint;
+    const constant = f >= 0n && f < FR_MODULUS ? f : constantOf(f, "c");
+    if (op === SCALE) {
+      for (let i = 0; i < k; i++) setWords(scratchOut, i, reduce(wordsAt(scratchA, i) * constant));
+    } else {
+      setWords(scratchB, 0, constant);
+      for (let i = 0; i < k; i++) addWords(scratchA32, 8 * i, scratchB32, 0, 8 * i);
+    }
+  }
+  return smallResult(k);
+}
+
+/** Σ a_i mod r for a small vector, or undefined to defer to the general path. */
+function smallSum(a: Uint8Array): bigint | undefined {
+  const k = smallCount(a, SMALL);
+  if (k < 0) return undefined;
+  scratchA8.set(a);
+  scratchOut32.fill(0, 0, 8);
+  for (let i = 0; i < k; i++) {
+    if (!wordsCanonical(scratchA32, 8 * i)) return undefined;
+    addWords(scratchOut32, 0, scratchA32, 8 * i, 0);
+  }
+  return wordsAt(scratchOut, 0);
+}
+
+/** Σ a_i · b_i mod r for small vectors, or undefined to defer to the general path. */
+function smallDot(a: Uint8Array, b: Uint8Array): bigint | undefined {
+  const k = loadSmallPair(a, b, SMALL_PRODUCTS);
+  if (k < 0) return undefined;
+  // Unreduced: at most SMALL_PRODUCTS products below r^2 (well within Barrett's range), then one reduction.
+  let acc = 0n;
+  for (let i = 0; i < k; i++) {
+    if (!wordsCanonical(scratchA32, 8 * i) || !wordsCanonical(scratchB32, 8 * i)) return undefined;
+    acc += wordsAt(scratchA, i) * wordsAt(scratchB, i);
+  }
+  return reduce(acc);
+}
+
+/**
+ * Σ_j c_j · v_j for small vectors, or undefined to defer to the general
+ * path. The coefficients are used as given (any bigints, Lagrange ones are
+ * small signed integers): each element's sum is reduced once, which equals
+ * Σ_j (c_j mod r) · v_j mod r, what the general path computes.
+ */
+function smallLinearCombination(vectors: readonly Uint8Array[], coefficients: readonly bigint[]): Uint8Array | undefined {
+  if (!Array.isArray(vectors) || !Array.isArray(coefficients)) return undefined;
+  const terms = vectors.length;
+  if (terms === 0 || terms > SMALL_TERMS || coefficients.length !== terms) return undefined;
+  const k = smallCount(vectors[0], SMALL_COMBINATION);
+  if (k < 0) return undefined;
+  for (let j = 0; j < terms; j++) {
+    const v: unknown = vectors[j];
+    if (!(v instanceof Uint8Array) || v.length !== k * E || typeof coefficients[j] !== "bigint") return undefined;
+  }
+  const acc = smallAccumulators;
+  for (let i = 0; i < k; i++) acc[i] = 0n;
+  for (let j = 0; j < terms; j++) {
+    const c = coefficients[j]!;
+    scratchA8.set(vectors[j]!);
+    for (let i = 0; i < k; i++) {
+      if (!wordsCanonical(scratchA32, 8 * i)) return undefined;
+      if (c !== 0n) acc[i] = acc[i]! + c * wordsAt(scratchA, i);
+    }
+  }
+  for (let i = 0; i < k; i++) setWords(scratchOut, i, reduce(acc[i]!));
+  return smallResult(k);
+}
+
+/**
+ * frVecRandom for count <= SMALL: the reference's rejection sampling on the
+ * bytes themselves (copy a block, clear its top two bits, compare with r
+ * from the top byte down), so no bigint is built. Rounds ask for one block
+ * per missing element, as drawRandom and the reference do. Accepted blocks
+ * go straight into the fresh result: the rng may itself call this module
+ * and overwrite the scratch words.
+ */
+function smallRandom(count: number, rng: Rng): Uint8Array {
+  const out = new Uint8Array(count * E);
+  let filled = 0;
+  while (filled < count) {
+    const blocks = Math.min(count - filled, FR_VEC_RNG_MAX_BLOCKS);
+    const bytes = checkRngOutput(rng(blocks * FR_VEC_RANDOM_DRAW_BYTES), blocks * FR_VEC_RANDOM_DRAW_BYTES);
+    for (let blk = 0; blk < blocks; blk++) {
+      const from = blk * FR_VEC_RANDOM_DRAW_BYTES;
+      const to = filled * E;
+      for (let i = 0; i < E - 1; i++) out[to + i] = bytes[from + i]!;
+      out[to + E - 1] = bytes[from + E - 1]! & 0x3f;
+      // Accept iff the masked value is < r: the first differing byte from the top decides.
+      let i = E - 1;
+      while (i >= 0 && out[to + i] === R_BYTES[i]) i--;
+      if (i >= 0 && out[to + i]! < R_BYTES[i]!) filled++;
+    }
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------
@@ -398,36 +749,48 @@ export function frVecSlice(v: Uint8Array, start: number, end?: number): Uint8Arr
 
 /** Element-wise a + b. */
 export function frVecAdd(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const small = smallBinary(a, b, ADD);
+  if (small !== undefined) return small;
   const k = checkedPair(a, b);
   return elementwise([a, b], k, (o, [pa, pb], n) => wasm.add(o, pa!, pb!, n));
 }
 
 /** Element-wise a - b. */
 export function frVecSub(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const small = smallBinary(a, b, SUB);
+  if (small !== undefined) return small;
   const k = checkedPair(a, b);
   return elementwise([a, b], k, (o, [pa, pb], n) => wasm.sub(o, pa!, pb!, n));
 }
 
 /** Element-wise -a. */
 export function frVecNeg(a: Uint8Array): Uint8Array {
+  const small = smallUnary(a, NEG, undefined);
+  if (small !== undefined) return small;
   const k = checked(a, "a");
   return elementwise([a], k, (o, [pa], n) => wasm.neg(o, pa!, n));
 }
 
 /** Element-wise a · b. */
 export function frVecMul(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const small = smallBinary(a, b, MUL);
+  if (small !== undefined) return small;
   const k = checkedPair(a, b);
   return elementwise([a, b], k, (o, [pa, pb], n) => wasm.mul(o, pa!, pb!, n));
 }
 
 /** Element-wise a². */
 export function frVecSquare(a: Uint8Array): Uint8Array {
+  const small = smallUnary(a, SQUARE, undefined);
+  if (small !== undefined) return small;
   const k = checked(a, "a");
   return elementwise([a], k, (o, [pa], n) => wasm.sqr(o, pa!, n));
 }
 
 /** c · a for a constant c (any bigint, reduced mod r). */
 export function frVecScale(a: Uint8Array, c: bigint): Uint8Array {
+  const small = smallUnary(a, SCALE, c);
+  if (small !== undefined) return small;
   const k = checked(a, "a");
   const factor = constantOf(c, "c");
   return withHeap(() => {
@@ -439,6 +802,8 @@ export function frVecScale(a: Uint8Array, c: bigint): Uint8Array {
 
 /** a + c element-wise for a constant c (any bigint, reduced mod r). */
 export function frVecAddConst(a: Uint8Array, c: bigint): Uint8Array {
+  const small = smallUnary(a, ADD_CONST, c);
+  if (small !== undefined) return small;
   const k = checked(a, "a");
   const addend = constantOf(c, "c");
   return withHeap(() => {
@@ -468,12 +833,16 @@ function reduceChunks(inputs: readonly Uint8Array[], count: number, kernel: (o: 
 
 /** Σ a_i mod r. */
 export function frVecSum(a: Uint8Array): bigint {
+  const small = smallSum(a);
+  if (small !== undefined) return small;
   const k = checked(a, "a");
   return reduceChunks([a], k, (o, [pa], n) => wasm.sum(o, pa!, n));
 }
 
 /** Σ a_i · b_i mod r. */
 export function frVecDot(a: Uint8Array, b: Uint8Array): bigint {
+  const small = smallDot(a, b);
+  if (small !== undefined) return small;
   const k = checkedPair(a, b);
   return reduceChunks([a, b], k, (o, [pa, pb], n) => wasm.dot(o, pa!, pb!, n));
 }
@@ -580,6 +949,8 @@ function firstNonZero(p: number, n: number): number {
  * many coefficients (bigints, reduced mod r) as vectors, and equal lengths.
  */
 export function frVecLinearCombination(vectors: readonly Uint8Array[], coefficients: readonly bigint[]): Uint8Array {
+  const small = smallLinearCombination(vectors, coefficients);
+  if (small !== undefined) return small;
   const { cs, count } = checkLinearCombinationShape(vectors, coefficients);
   vectors.forEach((v, j) => checked(v, `vectors[${j}]`));
   const plan = combinationPlan(cs);
@@ -613,6 +984,7 @@ function drawRandom(p: number, count: number, rng: Rng): void {
  */
 export function frVecRandom(count: number, rng: Rng): Uint8Array {
   assertCount(count, "count");
+  if (count <= SMALL) return smallRandom(count, rng);
   const out = uninitialized(count);
   withHeap(() => {
     const size = Math.min(count, CHUNK);

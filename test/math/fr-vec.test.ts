@@ -483,6 +483,290 @@ describe("math/fr-vec", () => {
     });
   });
 
+  describe("small vectors (JS paths up to FR_VEC_SMALL_LIMITS, the module beyond) agree with the reference", () => {
+    const L = wasm.FR_VEC_SMALL_LIMITS;
+    /** 0, 1, 2, each limit - 1, limit and limit + 1, and a size well past all of them. */
+    const AROUND = [...new Set([0, 1, 2, ...[L.elementwise, L.random, L.products, L.combination].flatMap((l) => [l - 1, l, l + 1]), 3 * L.elementwise + 5])]
+      .filter((n) => n >= 0)
+      .sort((x, y) => x - y);
+    const sized = (n: number): fc.Arbitrary<bigint[]> => fc.array(element, { minLength: n, maxLength: n });
+    /** Deterministic edge vectors of length n: cycles through SPECIAL (0, 1, r - 1, limb edges, ...) from `offset` with `step`. */
+    const edges = (n: number, offset: number, step: number): bigint[] => Array.from({ length: n }, (_, i) => SPECIAL[(offset + i * step) % SPECIAL.length]!);
+    const CONSTANTS = [0n, 1n, 2n, R - 1n, R, R + 1n, -1n, -R, HALF, 1n << 300n, -(1n << 300n)];
+
+    /** Every small-path function on (a, b, c), each compared with the reference (bytes, value or error). */
+    function allOps(a: Uint8Array, b: Uint8Array, c: bigint): void {
+      same((api) => api.frVecAdd(a, b));
+      same((api) => api.frVecSub(a, b));
+      same((api) => api.frVecMul(a, b));
+      same((api) => api.frVecDot(a, b));
+      same((api) => api.frVecNeg(a));
+      same((api) => api.frVecSquare(a));
+      same((api) => api.frVecSum(a));
+      same((api) => api.frVecScale(a, c));
+      same((api) => api.frVecAddConst(a, c));
+      same((api) => api.frVecLinearCombination([a, b], [c, 2n]));
+      same((api) => api.frVecLinearCombination([a], [c]));
+    }
+
+    it(`sizes ${AROUND.join(", ")}: seeded random elements (with edge values mixed in) and constants`, () => {
+      expect(AROUND).to.include.members([0, 1, 2, L.elementwise + 1]);
+      for (const n of AROUND) {
+        fc.assert(
+          fc.property(sized(n), sized(n), constant, (xs, ys, c) => {
+            const [a, b] = [pack(xs), pack(ys)];
+            allOps(a, b, c);
+            // and with the plain oracle
+            expect(unpack(wasm.frVecMul(a, b))).to.deep.equal(xs.map((x, i) => mod(x * ys[i]!)));
+            expect(unpack(wasm.frVecSub(a, b))).to.deep.equal(xs.map((x, i) => mod(x - ys[i]!)));
+            expect(unpack(wasm.frVecAddConst(a, c))).to.deep.equal(xs.map((x) => mod(x + c)));
+            expect(wasm.frVecSum(a)).to.equal(mod(xs.reduce((s, x) => s + x, 0n)));
+          }),
+          { seed: 42, numRuns: 12 },
+        );
+      }
+    });
+
+    it("edge values (0, 1, r - 1, limb boundaries) in every position, all-zero and all-(r - 1) vectors, edge constants", () => {
+      for (const n of AROUND) {
+        const vectors = [
+          [edges(n, 0, 1), edges(n, 3, 7)],
+          [edges(n, 5, 3), edges(n, 0, 1)],
+          [Array<bigint>(n).fill(R - 1n), Array<bigint>(n).fill(R - 1n)],
+          [Array<bigint>(n).fill(0n), Array<bigint>(n).fill(R - 1n)],
+          [Array<bigint>(n).fill(1n), Array<bigint>(n).fill(0n)],
+        ];
+        for (const [xs, ys] of vectors) for (const c of CONSTANTS) allOps(pack(xs!), pack(ys!), c);
+      }
+      // one element: every pair of edge values, through the one-element paths
+      for (const x of SPECIAL) {
+        for (const y of SPECIAL) {
+          const [a, b] = [pack([x]), pack([y])];
+          for (const op of ["frVecAdd", "frVecSub", "frVecMul", "frVecDot"] as const) same((api) => api[op](a, b));
+        }
+        for (const op of ["frVecNeg", "frVecSquare", "frVecSum"] as const) same((api) => api[op](pack([x])));
+      }
+    });
+
+    it("linearCombination around the element and term limits, with small, large, negative, zero and huge coefficients", () => {
+      const coefficient = fc.oneof(fc.bigInt({ min: -40n, max: 40n }), constant, fc.constantFrom(0n, 1n, R - 1n, -R, -(1n << 300n)));
+      const termCounts = [1, 2, L.terms - 1, L.terms, L.terms + 1];
+      const sizes = [0, 1, L.combination, L.combination + 1, L.elementwise + 1];
+      const rng = deterministicRng("fr-vec/small-lincomb");
+      for (const terms of termCounts) {
+        for (const n of sizes) {
+          fc.assert(
+            fc.property(fc.array(coefficient, { minLength: terms, maxLength: terms }), fc.array(sized(n), { minLength: terms, maxLength: terms }), (cs, rows) => {
+              const vs = rows.map(pack);
+              same((api) => api.frVecLinearCombination(vs, cs));
+              const expected = Array.from({ length: n }, (_, i) => mod(rows.reduce((acc, row, j) => acc + cs[j]! * row[i]!, 0n)));
+              expect(unpack(wasm.frVecLinearCombination(vs, cs))).to.deep.equal(expected);
+            }),
+            { seed: 42, numRuns: 8 },
+          );
+          // The largest sums Barrett reduction sees: every term (r - 1) · (r - 1); and random rows.
+          const top = Array.from({ length: terms }, () => pack(Array<bigint>(n).fill(R - 1n)));
+          same((api) => api.frVecLinearCombination(top, Array<bigint>(terms).fill(R - 1n)));
+          same((api) => api.frVecLinearCombination(top, Array<bigint>(terms).fill(-1n)));
+          const random = Array.from({ length: terms }, () => wasm.frVecRandom(n, rng));
+          same((api) => api.frVecLinearCombination(random, random.map((_, j) => (j % 2 === 0 ? R - 1n - BigInt(j) : BigInt(j) - 3n))));
+        }
+      }
+    });
+
+    /**
+     * deterministicRng with some 32-byte blocks overwritten by position in
+     * the stream (so every implementation sees the same blocks however it
+     * splits its requests): 0xff.. (2^254 - 1 after masking) and r are
+     * rejected; r - 1 and 0 with the top two bits set are accepted.
+     */
+    function hostileRng(seed: string, requests: number[] = []): Rng {
+      const inner = deterministicRng(seed);
+      let block = 0;
+      return (n) => {
+        requests.push(n);
+        const out = inner(n);
+        for (let at = 0; at + 32 <= n; at += 32, block++) {
+          if (block % 4 === 1) out.fill(0xff, at, at + 32);
+          else if (block % 7 === 3) out.set(le(R), at);
+          else if (block % 11 === 5) out.set(le(R - 1n + (3n << 254n)), at);
+          else if (block % 13 === 0) out.set(le(3n << 254n), at);
+        }
+        return out;
+      };
+    }
+
+    it("random: the small path, the module and the reference draw the same elements and ask the rng for the same bytes, rejections included", () => {
+      for (const n of AROUND) {
+        for (const seed of ["a", "b", "c"]) {
+          const mine: number[] = [];
+          const theirs: number[] = [];
+          const [r1, r2] = [hostileRng(`fr-vec/small-random/${seed}`, mine), hostileRng(`fr-vec/small-random/${seed}`, theirs)];
+          expect(hex(wasm.frVecRandom(n, r1)), `n=${n}`).to.equal(hex(reference.frVecRandom(n, r2)));
+          expect(mine).to.deep.equal(theirs);
+          // both stopped at the same place in the stream
+          expect(hex(r1(64))).to.equal(hex(r2(64)));
+        }
+      }
+      // The same stream through the module (one call past the limit), the small path (calls of at most the limit) and the reference.
+      const total = 3 * L.random + 7;
+      const [r1, r2, r3] = [1, 2, 3].map(() => hostileRng("fr-vec/small-random/split"));
+      const viaModule = wasm.frVecRandom(total, r1!);
+      const pieces: Uint8Array[] = [];
+      for (let left = total; left > 0; left -= Math.min(left, L.random)) pieces.push(wasm.frVecRandom(Math.min(left, L.random), r2!));
+      expect(hex(wasm.frVecConcat(pieces))).to.equal(hex(viaModule));
+      expect(hex(reference.frVecRandom(total, r3!))).to.equal(hex(viaModule));
+      // and the hostile blocks did occur: r - 1 and 0 come only from them here
+      const drawn = unpack(viaModule);
+      expect(drawn).to.include(R - 1n);
+      expect(drawn).to.include(0n);
+    });
+
+    it("random: a run of rejected blocks makes the small path ask again for exactly the missing elements", () => {
+      // Two rounds of 0xff blocks only (all rejected), then r - 1 with the top bit set (accepted once masked) and small values.
+      const scripted = (requests: number[]): Rng => {
+        let calls = 0;
+        return (n) => {
+          requests.push(n);
+          calls++;
+          if (calls <= 2) return new Uint8Array(n).fill(0xff);
+          const out = new Uint8Array(n);
+          for (let at = 0; at < n; at += 32) out.set(le(at === 0 ? R - 1n + (1n << 255n) : BigInt(calls * 1000 + at)), at);
+          return out;
+        };
+      };
+      const mine: number[] = [];
+      const theirs: number[] = [];
+      const got = wasm.frVecRandom(3, scripted(mine));
+      expect(unpack(got)).to.deep.equal([R - 1n, 3032n, 3064n]);
+      expect(mine).to.deep.equal([96, 96, 96]);
+      expect(hex(reference.frVecRandom(3, scripted(theirs)))).to.equal(hex(got));
+      expect(theirs).to.deep.equal(mine);
+    });
+
+    it("random: the rng's output is checked on the small path as on the reference (length and type)", () => {
+      const wrong: Rng[] = [
+        (n) => new Uint8Array(n - 1),
+        (n) => new Uint8Array(n + 32),
+        (n) => Array.from({ length: n }, () => 0) as unknown as Uint8Array,
+        () => undefined as unknown as Uint8Array,
+      ];
+      for (const bad of wrong) {
+        for (const n of [1, 2, L.random]) {
+          const error = expectCode(() => wasm.frVecRandom(n, bad), "MATH_INVALID_ARGUMENT");
+          expect(error.details).to.include({ expected: 32 * n });
+          same((api) => api.frVecRandom(n, bad));
+        }
+      }
+      // count 0 never calls the rng
+      expect(wasm.frVecRandom(0, () => expect.fail("rng called"))).to.have.length(0);
+    });
+
+    it("an rng that re-enters the small paths does not disturb the draw it serves", () => {
+      const inner = deterministicRng("fr-vec/small-inner");
+      const outer = hostileRng("fr-vec/small-outer");
+      const meddling: Rng = (n) => {
+        const x = wasm.frVecRandom(2, inner);
+        wasm.frVecLinearCombination([wasm.frVecMul(x.subarray(0, 32), x.subarray(32)), wasm.frVecAdd(x, x).subarray(0, 32)], [3n, -1n]);
+        wasm.frVecSum(wasm.frVecRandom(L.random, inner));
+        return outer(n);
+      };
+      const expected = reference.frVecRandom(L.random, hostileRng("fr-vec/small-outer"));
+      expect(hex(wasm.frVecRandom(L.random, meddling))).to.equal(hex(expected));
+    });
+
+    it("non-canonical inputs at small sizes: MATH_INVALID_ARGUMENT naming the same argument and first bad index as the reference", () => {
+      const rng = deterministicRng("fr-vec/small-bad");
+      for (const n of AROUND.filter((k) => k > 0)) {
+        const good = wasm.frVecRandom(n, rng);
+        for (const index of [...new Set([0, Math.floor(n / 2), n - 1])]) {
+          for (const value of [R, R + 1n, (1n << 256n) - 1n]) {
+            const bad = good.slice();
+            bad.set(le(value), 32 * index);
+            const badAlso = good.slice();
+            badAlso.set(le(R), 32 * (n - 1));
+            const calls: [string, (api: typeof wasm) => unknown][] = [
+              ["a", (api) => api.frVecAdd(bad, good)],
+              ["b", (api) => api.frVecSub(good, bad)],
+              ["a", (api) => api.frVecMul(bad, badAlso)],
+              ["b", (api) => api.frVecDot(good, bad)],
+              ["a", (api) => api.frVecNeg(bad)],
+              ["a", (api) => api.frVecSquare(bad)],
+              ["a", (api) => api.frVecSum(bad)],
+              ["a", (api) => api.frVecScale(bad, 3n)],
+              ["a", (api) => api.frVecScale(bad, "3" as unknown as bigint)],
+              ["a", (api) => api.frVecAddConst(bad, R + 5n)],
+              ["vectors[1]", (api) => api.frVecLinearCombination([good, bad], [1n, -2n])],
+              ["vectors[0]", (api) => api.frVecLinearCombination([bad, badAlso], [0n, 0n])],
+            ];
+            for (const [argument, call] of calls) {
+              const error = expectCode(() => call(wasm), "MATH_INVALID_ARGUMENT");
+              expect(error.details, `n=${n} index=${index} ${argument}`).to.include({ argument, index });
+              same(call);
+            }
+          }
+        }
+        // other argument errors keep their order: a's canonicity before b's length, coefficients before vectors' canonicity
+        const bad = good.slice();
+        bad.set(le(R), 0);
+        same((api) => api.frVecAdd(bad, good.subarray(0, 32 * (n - 1))));
+        same((api) => api.frVecMul(good, bad.subarray(0, 32 * (n - 1))));
+        same((api) => api.frVecLinearCombination([bad, good], [1n, 2 as unknown as bigint]));
+        same((api) => api.frVecLinearCombination([good, good.subarray(32)], [1n, 2n]));
+        same((api) => api.frVecLinearCombination([good, undefined as unknown as Uint8Array], [1n, 2n]));
+        same((api) => api.frVecAdd(good, null as unknown as Uint8Array));
+        same((api) => api.frVecDot(good, [0] as unknown as Uint8Array));
+        same((api) => api.frVecAddConst(good, 1 as unknown as bigint));
+      }
+    });
+
+    it("inputs at unaligned offsets inside larger buffers, and Buffers", () => {
+      const rng = deterministicRng("fr-vec/small-offsets");
+      for (const n of [1, 2, L.elementwise]) {
+        const xs = unpack(wasm.frVecRandom(n, rng));
+        const ys = unpack(wasm.frVecRandom(n, rng));
+        for (const offset of [1, 3, 8, 13]) {
+          const holder = new Uint8Array(offset + 64 * n + 7).fill(0xee);
+          holder.set(pack(xs), offset);
+          holder.set(pack(ys), offset + 32 * n);
+          const a = holder.subarray(offset, offset + 32 * n);
+          const b = Buffer.from(holder.buffer, offset + 32 * n, 32 * n);
+          allOps(a, b, 7n);
+          expect(unpack(wasm.frVecAdd(a, b))).to.deep.equal(xs.map((x, i) => mod(x + ys[i]!)));
+        }
+      }
+    });
+
+    it("small results are fresh arrays, independent of the inputs, of each other and of later calls", () => {
+      const a = pack([5n, R - 1n]);
+      const b = pack([7n, 2n]);
+      const one = pack([9n]);
+      const results = [
+        wasm.frVecAdd(a, b),
+        wasm.frVecSub(a, b),
+        wasm.frVecNeg(a),
+        wasm.frVecAddConst(a, 1n),
+        wasm.frVecMul(one, one),
+        wasm.frVecSquare(one),
+        wasm.frVecScale(one, 3n),
+        wasm.frVecLinearCombination([a, b], [1n, 1n]),
+        wasm.frVecRandom(2, deterministicRng("fr-vec/fresh")),
+      ];
+      const before = results.map(hex);
+      const buffers = new Set(results.map((r) => r.buffer));
+      expect(buffers.size).to.equal(results.length);
+      for (const r of results) expect([a.buffer, b.buffer, one.buffer]).not.to.include(r.buffer);
+      // later small calls (which reuse the scratch words) and mutating the inputs change none of them
+      wasm.frVecMul(pack([R - 1n]), pack([R - 2n]));
+      wasm.frVecAdd(pack(Array<bigint>(L.elementwise).fill(R - 1n)), pack(Array<bigint>(L.elementwise).fill(R - 1n)));
+      a.fill(0);
+      b.fill(0);
+      one.fill(0);
+      expect(results.map(hex)).to.deep.equal(before);
+      expect(unpack(results[0]!)).to.deep.equal([12n, 1n]);
+    });
+  });
+
   it("results are fresh arrays: mutating them or the inputs afterwards changes nothing else", () => {
     const a = pack([1n, 2n]);
     const b = pack([3n, 4n]);
