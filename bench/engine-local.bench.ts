@@ -20,7 +20,8 @@ import { randomBytes } from "@noble/hashes/utils.js";
 import { decodeSigned } from "../node/math/field.ts";
 import { ProgramBuilder } from "../node/program/program-builder.ts";
 import { programInputs, type Program } from "../node/program/program.ts";
-import { int } from "../node/program/secret-types.ts";
+import { field, int } from "../node/program/secret-types.ts";
+import { FR_MODULUS } from "../node/math/field.ts";
 import { shareInput } from "../node/protocol/input-sharing.ts";
 import { LocalNetwork } from "../node/protocol/local-network.ts";
 import type { BitMethod } from "../node/protocol/preprocessing.ts";
@@ -136,3 +137,20 @@ async function best(name: string, program: Program, values: Record<string, bigin
 }
 
 
+
+// Round latency of the engine alone: --depth dependent multiplications x <- x * y (one round each).
+{
+  const depth = argument("depth", 1_000);
+  const p = new ProgramBuilder("bench-depth");
+  let x = p.input("x", { owner: 0, type: field() });
+  const y = p.input("y", { owner: 1, type: field() });
+  for (let i = 0; i < depth; i++) x = p.mul(x, y);
+  p.output("x", x);
+  const program = p.build();
+  const values = { x: [3n], y: [5n] };
+  let expected = 3n;
+  for (let i = 0; i < depth; i++) expected = (expected * 5n) % FR_MODULUS;
+  await best("dependent multiplications", program, values, depth, (run) => {
+    if (run.opened.get("x")![0] !== expected) throw new Error("wrong chain product");
+  });
+}

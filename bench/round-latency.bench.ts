@@ -26,6 +26,8 @@
  * CONSORT_BENCH_QUICK=1 runs fewer rounds (a smoke test of the bench itself).
  * CONSORT_BENCH_ONLY=<text> runs only the scenarios whose name contains it.
  * CONSORT_BENCH_LATENCY_ONLY=1 skips the 3.2 MB rounds (profiles of the latency path).
+ * CONSORT_BENCH_RING=1 makes the latency rounds ring rounds (node/protocol/ring-resharing.ts):
+ * each party sends one frame to party i - 1 and waits for one from party i + 1.
  */
 import { fork } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
@@ -141,7 +143,7 @@ async function worker(index: number, scenario: Scenario): Promise<void> {
   const api: RunningNodeApi = await startNodeApi(
     createNodeApi(handlers, { maxMessageBytes: 1024 }),
     { host: "127.0.0.1", port: 0 },
-    { frames: { receive: (record) => sessions.receive(record), maxRecordBytes: 64 * 1024 * 1024 } },
+    { frames: { receive: (record) => sessions.take(record), maxRecordBytes: 64 * 1024 * 1024 } },
   );
 
   const run = async (taskId: bigint, rounds: number, elements: number) => {
@@ -151,11 +153,14 @@ async function worker(index: number, scenario: Scenario): Promise<void> {
       for (let e = 0; e < elements; e++) p[32 * e + 31] = 0;
       return p;
     });
+    const ring = process.env.CONSORT_BENCH_RING === "1";
+    const ringOut = ring ? payloads.map((p, j) => (j === (index + PARTIES - 1) % PARTIES ? p : undefined)) : undefined;
+    const ringFrom = ring ? payloads.map((_, j) => j === (index + 1) % PARTIES) : undefined;
     const cpu0 = process.cpuUsage();
     const main0 = process.threadCpuUsage();
     const t0 = performance.now();
     for (let r = 1; r <= rounds; r++) {
-      await channel.exchange({ taskId, round: r, gate: `mul:${(r - 1) * elements}-${r * elements - 1}` }, addresses, payloads);
+      await channel.exchange({ taskId, round: r, gate: `mul:${(r - 1) * elements}-${r * elements - 1}` }, addresses, ringOut ?? payloads, ringFrom);
     }
     const wallMs = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);

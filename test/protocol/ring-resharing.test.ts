@@ -37,8 +37,10 @@ describe("ring resharing (three parties, t = 1)", () => {
     const key = Uint8Array.from({ length: 32 }, (_, i) => i * 7 + 1);
     const reference = chacha20KeystreamRng(key, new Uint8Array(12));
     const stream = ringMaskStream(createSecretKey(key));
-    // Any split of the requests reads the same stream, including requests past one 64 KiB block of zeros.
-    for (const size of [1, 31, 64, 1000, 70_000, 5]) expect(Buffer.from(stream(size)).equals(Buffer.from(reference(size))), `size ${size}`).to.equal(true);
+    // Any split of the requests reads the same stream: small ones served from the keystream computed
+    // ahead, ones crossing its end, ones longer than it, and past one 64 KiB block of zeros.
+    const sizes = [1, 31, 64, 1000, 3000, 4096, 5, 70_000, 5, ...Array.from({ length: 300 }, () => 32), 4095, 4097, 2];
+    for (const size of sizes) expect(Buffer.from(stream(size)).equals(Buffer.from(reference(size))), `size ${size}`).to.equal(true);
   });
 
   it("turns the replicated sharing z_0 + z_1 + z_2 into a degree-1 Shamir sharing of the sum (CDI05), for any z (property)", () => {
