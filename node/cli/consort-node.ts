@@ -208,7 +208,7 @@ export class ConsortNode {
       { host: this.config.host, port: this.config.port },
       {
         frames: {
-          receive: (record) => this.sessions.receive(record),
+          receive: (record) => this.sessions.take(record),
           maxRecordBytes: maxFrameBytes(this.config.maxMessageBytes),
           logger: (event) => this.logger.warn(event, "peer frame rejected"),
         },
@@ -667,7 +667,7 @@ export class ConsortNode {
   private roundNetwork(task: StoredTask, sent: { bytes: number }): RoundNetwork {
     const self = task.parties.findIndex((p) => sameAddress(p, this.address));
     return {
-      exchange: async (label, outgoing, from) => {
+      exchange: (label, outgoing, from) => {
         const full: MessageLabel = { taskId: task.taskId, round: label.round, gate: label.gate };
         outgoing.forEach((payload, j) => {
           if (j !== self && payload !== undefined) sent.bytes += payload.length;

@@ -39,6 +39,7 @@ export class PeerChannel {
   readonly self: string;
   /** Per task: aborted with the first send that failed for good. */
   private readonly failures = new Map<string, AbortController>();
+  private readonly selfIndex = new WeakMap<readonly string[], number>();
 
   constructor(options: PeerChannelOptions) {
     this.o = options;
@@ -66,35 +67,48 @@ export class PeerChannel {
    * outgoing[self]. Rejects with the first failure of a send or receive
    * (PEER_UNREACHABLE, PEER_REJECTED, PROTOCOL_TIMEOUT, ...).
    */
-  async exchange(
+  exchange(
     label: MessageLabel,
     parties: readonly string[],
     outgoing: readonly (Uint8Array | undefined)[],
     from?: readonly boolean[],
   ): Promise<Uint8Array[]> {
-    const self = parties.findIndex((p) => p.toLowerCase() === this.self.toLowerCase());
-    if (self < 0) throw new ConsortError("NOT_A_PARTY", `this party ${this.self} is not among the parties of task ${label.taskId}`);
+    const self = this.selfIn(parties);
+    if (self < 0) return Promise.reject(new ConsortError("NOT_A_PARTY", `this party ${this.self} is not among the parties of task ${label.taskId}`));
     if (outgoing.length !== parties.length || (from !== undefined && from.length !== parties.length)) {
-      throw new ConsortError("INTERNAL", `exchange needs one outgoing message (or undefined) and one from flag per party (${parties.length}), got ${outgoing.length}`);
+      return Promise.reject(
+        new ConsortError("INTERNAL", `exchange needs one outgoing message (or undefined) and one from flag per party (${parties.length}), got ${outgoing.length}`),
+      );
     }
     const failure = this.failureOf(label.taskId);
-    parties.forEach((party, j) => {
+    const received: Uint8Array[] = new Array(parties.length);
+    const waits: Promise<void>[] = [];
+    for (let j = 0; j < parties.length; j++) {
       const payload = outgoing[j];
-      if (j === self || payload === undefined) return;
       // Not awaited: the round is over when the peers' messages are in (see the class comment).
-      this.send(label, party, payload).catch((error: unknown) => failure.abort(toConsortError(error)));
-    });
-    return Promise.all(
-      parties.map((party, j) => {
-        if (j === self) return Promise.resolve(outgoing[self] ?? EMPTY);
-        if (from?.[j] === false) return Promise.resolve(EMPTY);
-        return this.receive(label, party);
-      }),
-    );
+      if (j !== self && payload !== undefined) this.send(label, parties[j]!, payload).catch((error: unknown) => failure.abort(toConsortError(error)));
+      if (j === self) received[j] = outgoing[self] ?? EMPTY;
+      else if (from?.[j] === false) received[j] = EMPTY;
+      else waits.push(this.receive(label, parties[j]!).then((payload) => void (received[j] = payload)));
+    }
+    // A ring round waits for one peer: no Promise.all around a single wait.
+    if (waits.length === 0) return Promise.resolve(received);
+    return (waits.length === 1 ? waits[0]! : Promise.all(waits)).then(() => received);
   }
 
-  async send(label: MessageLabel, to: string, payload: Uint8Array): Promise<void> {
-    await this.o.sessions.send(label, to, payload);
+  /** This party's index in `parties` (cached per array: a task's rounds pass the same one). */
+  private selfIn(parties: readonly string[]): number {
+    let self = this.selfIndex.get(parties);
+    if (self === undefined) {
+      const me = this.self.toLowerCase();
+      self = parties.findIndex((p) => p.toLowerCase() === me);
+      this.selfIndex.set(parties, self);
+    }
+    return self;
+  }
+
+  send(label: MessageLabel, to: string, payload: Uint8Array): Promise<void> {
+    return this.o.sessions.send(label, to, payload);
   }
 
   /**

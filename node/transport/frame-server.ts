@@ -205,16 +205,36 @@ export function createFrameRoutes(options: FrameRoutesOptions): FrameRoutes {
     }
   };
 
-  /** Runs the handler and turns whatever it throws into the response a peer may see. */
-  async function handleRecord(record: Uint8Array, path: string): Promise<{ status: number; json?: string }> {
+  /** What a peer is told about one record: stored (204), or the error response it may see. */
+  interface Outcome {
+    status: number;
+    json?: string;
+  }
+  const STORED: Outcome = { status: ACK_STORED };
+  const refused = (err: unknown, path: string): Outcome => {
+    const response = errorResponse(isConsortError(err) ? err : undefined);
+    log(failureEvent("POST", path, response, err));
+    return { status: response.status, json: jsonText(response.body) };
+  };
+
+  /**
+   * Runs the handler and turns whatever it throws into the response a peer
+   * may see: an Outcome at once when the handler finished synchronously (a
+   * round's frame on an open session: its acknowledgement is queued in the
+   * same turn), else a promise of it.
+   */
+  function handleRecord(record: Uint8Array, path: string): Outcome | Promise<Outcome> {
+    let pending: void | Promise<void>;
     try {
-      await options.receive(record);
-      return { status: ACK_STORED };
+      pending = options.receive(record);
     } catch (err) {
-      const response = errorResponse(isConsortError(err) ? err : undefined);
-      log(failureEvent("POST", path, response, err));
-      return { status: response.status, json: jsonText(response.body) };
+      return refused(err, path);
     }
+    if (pending === undefined) return STORED;
+    return pending.then(
+      () => STORED,
+      (err: unknown) => refused(err, path),
+    );
   }
 
   function sendError(res: ServerResponse, error: ConsortError, close: boolean): void {
@@ -268,7 +288,7 @@ export function createFrameRoutes(options: FrameRoutesOptions): FrameRoutes {
         sendError(res, requestError(400, "request body was cut short", { field: "body" }), true);
         return;
       }
-      void handleRecord(body, FRAMES_PATH).then(({ status, json }) => {
+      void Promise.resolve(handleRecord(body, FRAMES_PATH)).then(({ status, json }) => {
         if (res.destroyed) return;
         if (json === undefined) {
           res.writeHead(status);
@@ -380,17 +400,20 @@ export function createFrameRoutes(options: FrameRoutesOptions): FrameRoutes {
       input.resume();
       if (inFlight === 0) finish();
     };
+    const settle = (mySeq: number, { status, json }: Outcome) => {
+      inFlight--;
+      // A rejection goes out at once: the sender is waiting to retry or give up.
+      writeAck(ackRecord(mySeq, status, json), json !== undefined);
+      if (!stopped && input.isPaused() && inFlight < maxInFlight) input.resume();
+      if ((ended || stopped) && inFlight === 0) finish();
+    };
     const dispatch = (bytes: Buffer) => {
       const mySeq = seq++;
       inFlight++;
       if (inFlight >= maxInFlight) input.pause();
-      void handleRecord(bytes, path).then(({ status, json }) => {
-        inFlight--;
-        // A rejection goes out at once: the sender is waiting to retry or give up.
-        writeAck(ackRecord(mySeq, status, json), json !== undefined);
-        if (!stopped && input.isPaused() && inFlight < maxInFlight) input.resume();
-        if ((ended || stopped) && inFlight === 0) finish();
-      });
+      const outcome = handleRecord(bytes, path);
+      if (outcome instanceof Promise) void outcome.then((o) => settle(mySeq, o));
+      else settle(mySeq, outcome);
     };
     const splitter = new RecordSplitter(maxBytes);
     const onData = (chunk: Buffer) => {

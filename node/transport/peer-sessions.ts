@@ -59,7 +59,7 @@ import {
   verifyFrameKeyCertificate,
   verifyFrameSignature,
 } from "./peer-frame.ts";
-import type { SealedRecord } from "./peer-frame.ts";
+import type { ParsedFrame, SealedRecord } from "./peer-frame.ts";
 import { assertMessageLabel, labelKey } from "./peer-message.ts";
 import type { MessageLabel } from "./peer-message.ts";
 import { StaticSecrets, directionKey } from "./session-keys.ts";
@@ -158,6 +158,16 @@ interface Inbound {
   readonly labels: Map<string, string>;
 }
 
+/** A frame that passed acceptFrame's checks, with what receive() needs to deliver it once. */
+interface Accepted {
+  readonly frame: AcceptedFrame;
+  readonly session: Inbound;
+  /** "round/gate". */
+  readonly labelKey: string;
+  /** The frame digest as latin1. */
+  readonly digestKey: string;
+}
+
 interface Coverage {
   uncovered: number;
   readonly waiters: Set<() => void>;
@@ -241,13 +251,28 @@ export class PeerSessions {
    * bad label, address or payload. Sending the same label and payload again is
    * allowed and sends the identical frame.
    */
-  async send(label: MessageLabel, to: string, payload: Uint8Array): Promise<void> {
-    const record = await this.seal(label, to, payload);
-    await this.#deliver(this.#checksummed(to), () => labelKey(label), record);
+  send(label: MessageLabel, to: string, payload: Uint8Array): Promise<void> {
+    // No await on the way to the socket once the session is open: a round's frame goes out in the
+    // same turn of the event loop as the engine made it (each await is a microtask hop).
+    let sealed: SealedRecord | Promise<SealedRecord>;
+    let recipient: string;
+    try {
+      sealed = this.#seal(label, to, payload);
+      recipient = this.#checksummed(to);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (sealed instanceof Promise) return sealed.then((record) => this.#deliver(recipient, () => labelKey(label), record));
+    return this.#deliver(recipient, () => labelKey(label), sealed);
   }
 
   /** The sealed record send() would deliver (for callers with their own delivery, and tests). */
   async seal(label: MessageLabel, to: string, payload: Uint8Array): Promise<SealedRecord> {
+    return this.#seal(label, to, payload);
+  }
+
+  /** seal(), synchronous once the outbound session is open. */
+  #seal(label: MessageLabel, to: string, payload: Uint8Array): SealedRecord | Promise<SealedRecord> {
     assertMessageLabel(label);
     if (!(payload instanceof Uint8Array)) {
       throw new ConsortError("BAD_REQUEST", `payload: expected bytes, got ${describeValue(payload)}`, { details: { field: "payload" } });
@@ -256,7 +281,12 @@ export class PeerSessions {
     if (recipient === this.address) {
       throw new ConsortError("BAD_REQUEST", `to: a party does not send frames to itself (${recipient})`, { details: { field: "to" } });
     }
-    const out = await this.#outboundSession(label.taskId, recipient);
+    const out = this.#outboundSession(label.taskId, recipient);
+    if (out instanceof Promise) return out.then((session) => this.#sealIn(session, label, recipient, payload));
+    return this.#sealIn(out, label, recipient, payload);
+  }
+
+  #sealIn(out: Outbound, label: MessageLabel, recipient: string, payload: Uint8Array): SealedRecord {
     const gate = Buffer.from(label.gate, "latin1");
     const nonce = frameNonce(label.round, gate);
     const record = sealFrame({
@@ -295,8 +325,13 @@ export class PeerSessions {
     return checksummed;
   }
 
-  async #lookup(address: string): Promise<PeerContact> {
-    const contact = await this.#o.lookupParty(address);
+  /** The party's contact: a value when lookupParty has it at hand, else a promise. */
+  #lookup(address: string): PeerContact | Promise<PeerContact> {
+    const found = this.#o.lookupParty(address);
+    return found instanceof Promise ? found.then((contact) => this.#checkContact(address, contact)) : this.#checkContact(address, found);
+  }
+
+  #checkContact(address: string, contact: PeerContact): PeerContact {
     if (contact === null || typeof contact !== "object" || !(contact.encryptionKey instanceof Uint8Array) || typeof contact.endpoint !== "string") {
       throw new ConsortError("INTERNAL", `lookupParty(${address}) did not return an encryption key and an endpoint`);
     }
@@ -359,13 +394,47 @@ export class PeerSessions {
     return opening;
   }
 
-  /** Delivers with retries until the deadline (the semantics of the former PeerChannel.send). */
-  async #deliver(to: string, what: () => string, record: SealedRecord): Promise<void> {
+  /**
+   * Delivers with retries until the deadline (the semantics of the former
+   * PeerChannel.send). The first attempt starts synchronously when the
+   * recipient's contact is cached; retries wait and look it up again.
+   */
+  #deliver(to: string, what: () => string, record: SealedRecord): Promise<void> {
     const deadline = Date.now() + this.#timeoutMs;
+    if (this.#closed) return this.#retry(to, what, record, deadline, 1);
+    let contact: PeerContact | Promise<PeerContact>;
+    try {
+      contact = this.#lookup(to);
+    } catch (error) {
+      return this.#retry(to, what, record, deadline, 1, { error, endpoint: undefined });
+    }
+    if (contact instanceof Promise) return this.#retry(to, what, record, deadline, 1);
+    const endpoint = contact.endpoint;
+    return this.#link
+      .deliver(endpoint, record, Math.max(1, Math.min(this.#requestTimeoutMs, this.#timeoutMs)))
+      .catch((error: unknown) => this.#retry(to, what, record, deadline, 1, { error, endpoint }));
+  }
+
+  /** Attempts `attempt`, `attempt + 1`, ... until one delivers or the deadline passes; `failed` is an attempt already made. */
+  async #retry(
+    to: string,
+    what: () => string,
+    record: SealedRecord,
+    deadline: number,
+    attempt: number,
+    failed?: { error: unknown; endpoint: string | undefined },
+  ): Promise<void> {
     let delay = 50;
-    for (let attempt = 1; ; attempt++) {
+    let pending = failed;
+    for (; ; attempt++) {
       let endpoint: string | undefined;
       try {
+        if (pending !== undefined) {
+          endpoint = pending.endpoint;
+          const { error } = pending;
+          pending = undefined;
+          throw error;
+        }
         if (this.#closed) throw new ConsortError("PROTOCOL_ABORTED", "the peer sessions are closed");
         endpoint = (await this.#lookup(to)).endpoint;
         await this.#link.deliver(endpoint, record, Math.max(1, Math.min(this.#requestTimeoutMs, deadline - Date.now())));
@@ -427,20 +496,33 @@ export class PeerSessions {
   // ---------------------------------------------------------------- receiving
 
   /**
-   * Takes one record from the wire (the frame routes call this): a frame is
-   * checked by acceptFrame and handed to `deliver`; a checkpoint by
-   * acceptCheckpoint.
+   * Takes one record from the wire: a frame is checked by acceptFrame and
+   * handed to `deliver`; a checkpoint by acceptCheckpoint.
    */
   async receive(record: Uint8Array): Promise<void> {
-    if (record instanceof Uint8Array && record[0] === CHECKPOINT_RECORD) {
-      await this.acceptCheckpoint(record);
-      return;
-    }
+    await this.take(record);
+  }
+
+  /**
+   * receive(), synchronous when it can be: returns nothing once a frame of an
+   * open session is delivered, throws what receive() rejects with, and
+   * returns a promise only when it must wait (a session to open, a
+   * checkpoint, an asynchronous deliver). The frame routes call this: from
+   * the socket to the waiting round without a microtask hop.
+   */
+  take(record: Uint8Array): void | Promise<void> {
+    if (record instanceof Uint8Array && record[0] === CHECKPOINT_RECORD) return this.acceptCheckpoint(record);
     if (this.#o.deliver === undefined) throw new ConsortError("INTERNAL", "PeerSessions has no deliver callback");
-    const { frame, session, labelKey: key, digestKey } = await this.#accept(record);
+    const accepted = this.#accept(record);
+    if (accepted instanceof Promise) return accepted.then((a) => this.#handOver(a));
+    return this.#handOver(accepted);
+  }
+
+  #handOver({ frame, session, labelKey: key, digestKey }: Accepted): void | Promise<void> {
     // A retransmission of a frame already delivered (its acknowledgement was lost): acknowledge, deliver nothing.
     if (session.labels.get(key) === digestKey) return;
-    await this.#o.deliver(frame);
+    const delivered = this.#o.deliver!(frame);
+    if (delivered instanceof Promise) return delivered.then(() => void session.labels.set(key, digestKey));
     session.labels.set(key, digestKey);
   }
 
@@ -456,10 +538,15 @@ export class PeerSessions {
     return (await this.#accept(record)).frame;
   }
 
-  async #accept(record: Uint8Array): Promise<{ frame: AcceptedFrame; session: Inbound; labelKey: string; digestKey: string }> {
+  /** acceptFrame's checks; synchronous once the frame's session is open. */
+  #accept(record: Uint8Array): Accepted | Promise<Accepted> {
     const frame = parseFrame(record);
     const cached = this.#inbound.get(frame.sessionKey);
-    const session = cached === undefined || cached instanceof Promise ? await this.#inboundSession(frame.sessionKey, frame.bytes) : cached;
+    if (cached === undefined || cached instanceof Promise) return this.#inboundSession(frame.sessionKey, frame.bytes).then((session) => this.#acceptIn(session, frame));
+    return this.#acceptIn(cached, frame);
+  }
+
+  #acceptIn(session: Inbound, frame: ParsedFrame): Accepted {
     const digest = frameDigest(frame.unsigned);
     if (frame.signature !== undefined && !verifyFrameSignature(session.frameKey, digest, frame.signature)) {
       throw new ConsortError("BAD_SIGNATURE", `the frame signature of ${session.from} for task ${session.taskId} does not verify`, {

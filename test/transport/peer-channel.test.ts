@@ -76,6 +76,33 @@ describe("cli/peer-mailbox", () => {
     expect((await rejection(mailbox.wait("m", "0xA", 1_000, undefined, controller.signal))).code).to.equal("PEER_UNREACHABLE");
   });
 
+  it("times each wait out on its own deadline with one sweep timer, and aborts the waits of one signal together", async () => {
+    const mailbox = new PeerMailbox();
+    const long = mailbox.wait("long", "0xA", 60_000);
+    const started = performance.now();
+    // A shorter deadline after a longer one re-arms the sweep earlier.
+    const short = await rejection(mailbox.wait("short", "0xA", 30));
+    expect(short.code).to.equal("PROTOCOL_TIMEOUT");
+    expect(performance.now() - started).to.be.below(5_000);
+    expect(mailbox.waitingCount).to.equal(1);
+    mailbox.deliver("long", "0xA", bytes(1, 5));
+    expect((await long)[0]).to.equal(5);
+    expect(mailbox.waitingCount).to.equal(0);
+
+    const controller = new AbortController();
+    const a = mailbox.wait("a", "0xA", 60_000, undefined, controller.signal);
+    const b = mailbox.wait("b", "0xB", 60_000, undefined, controller.signal);
+    const other = mailbox.wait("c", "0xA", 60_000);
+    mailbox.deliver("a", "0xA", bytes(1, 1));
+    expect((await a)[0]).to.equal(1);
+    controller.abort(new ConsortError("PEER_REJECTED", "refused"));
+    expect((await rejection(b)).code).to.equal("PEER_REJECTED");
+    expect(mailbox.waitingCount).to.equal(1);
+    mailbox.deliver("c", "0xA", bytes(1, 3));
+    expect((await other)[0]).to.equal(3);
+    expect(mailbox.waitingCount).to.equal(0);
+  });
+
   it("forgets a task's early messages and aborts every waiter on close", async () => {
     const mailbox = new PeerMailbox();
     mailbox.deliver("task/7/round/1/gate/g", "0xA", bytes(1, 1));
