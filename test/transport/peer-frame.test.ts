@@ -14,6 +14,7 @@ import {
   frameDigest,
   frameKeyCertificateDigest,
   frameKeyDomain,
+  fnv1a64,
   frameNonce,
   openFrame,
   parseCheckpoint,
@@ -194,6 +195,15 @@ describe("transport/peer-frame", () => {
       expect(zero.code).to.equal("KEY_INVALID");
       const a = new StaticSecrets(alice.encryption.privateKey);
       expect(thrown(() => a.sharedSecret(new Uint8Array(33).fill(7))).code).to.equal("KEY_INVALID");
+    });
+
+    it("derives the nonce as round || FNV-1a-64(gate), big-endian (published FNV vectors)", () => {
+      // Vectors of the FNV reference code (draft-eastlake-fnv, test suite).
+      const hex = (gate: string) => fnv1a64(Buffer.from(gate, "latin1")).map((w) => w.toString(16).padStart(8, "0")).join("");
+      expect(hex("")).to.equal("cbf29ce484222325");
+      expect(hex("a")).to.equal("af63dc4c8601ec8c");
+      expect(hex("foobar")).to.equal("85944171f73967e8");
+      expect(frameNonce(0x01020304, Buffer.from("foobar", "latin1")).toString("hex")).to.equal("0102030485944171f73967e8");
     });
 
     it("derives distinct nonces for distinct labels and the same one for the same label (property)", () => {
