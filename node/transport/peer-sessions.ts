@@ -277,6 +277,26 @@ export class PeerSessions {
     return this.#deliver(recipient, () => labelKey(label), sealed);
   }
 
+  /**
+   * Opens this party's outbound sessions of `taskId` to `peers` ahead of the
+   * first frame: the task's frame key, its certificate (an ECDSA signature,
+   * ~1-2 ms) and each direction key, which the first round would otherwise
+   * wait for. Best effort: a peer that cannot be looked up now is left to
+   * send(), which retries.
+   */
+  async prepare(taskId: bigint, peers: readonly string[]): Promise<void> {
+    await Promise.all(
+      peers.map(async (peer) => {
+        try {
+          const to = this.#checksummed(peer);
+          if (to !== this.address) await this.#outboundSession(taskId, to);
+        } catch {
+          // send() opens the session itself, with retries and a clear error.
+        }
+      }),
+    );
+  }
+
   /** The sealed record send() would deliver (for callers with their own delivery, and tests). */
   async seal(label: MessageLabel, to: string, payload: Uint8Array): Promise<SealedRecord> {
     return this.#seal(label, to, payload);

@@ -258,6 +258,28 @@ for (const signing of ["checkpoint", "frame"] as const) {
   });
 }
 
+describe("transport/peer-sessions prepare", () => {
+  it("opens the outbound sessions of a task ahead of its first frame, and leaves a peer it cannot look up to send()", async () => {
+    const world = new World();
+    const link = new LoopbackLink();
+    const [alice, bob, carol] = [party("alice", 0x61), party("bob", 0x62), party("carol", 0x63)];
+    const looked: string[] = [];
+    const a = loopNode(alice!, world, link, { lookupParty: (address) => (looked.push(address), world.lookup(address)) });
+    const b = loopNode(bob!, world, link);
+    const stranger = party("stranger", 0x73).wallet.address;
+    world.tasks.set(TASK, [a, b].map((n) => n.party.wallet.address));
+    await a.sessions.prepare(TASK, [alice!.wallet.address, bob!.wallet.address.toLowerCase(), carol!.wallet.address, stranger]);
+    // Its own address is skipped; bob's session is open; carol and the stranger are not registered.
+    expect(looked).to.have.members([bob!.wallet.address, carol!.wallet.address, stranger]);
+    looked.length = 0;
+    await a.sessions.seal(label(1), bob!.wallet.address, bytes(32, 1));
+    expect(looked).to.deep.equal([]);
+    await a.sessions.send(label(2), bob!.wallet.address, bytes(32, 2));
+    expect(b.received.map((f) => f.label.round)).to.deep.equal([2]);
+    await Promise.all([a, b].map((n) => n.sessions.close(0)));
+  });
+});
+
 describe("transport/peer-sessions checkpoints", () => {
   let t: ReturnType<typeof setup>;
   beforeEach(() => {
