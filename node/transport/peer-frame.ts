@@ -9,7 +9,8 @@
  *
  *   offset  size  field                 (a "session": one task, one sender run, one recipient)
  *   0       1     record type           0x01 frame, 0x02 checkpoint
- *   1       1     flags                 frame: bit 0 = carries its own signature; checkpoint: 0
+ *   1       1     flags                 frame: bit 0 = carries its own signature,
+ *                                       bit 1 = stream-sealed (see below); checkpoint: 0
  *   2       32    chainId               uint256
  *   34      20    registry              address of the ConsortRegistry
  *   54      32    taskId                uint256
@@ -24,15 +25,22 @@
  *   227     1     gate length L         1..128
  *   228     L     gate                  visible ASCII (label = task, round, gate range)
  *   228+L   4     C                     payload length + 16
- *   232+L   C     ciphertext || tag     ChaCha20-Poly1305 (RFC 8439), AAD = bytes [0, 232+L)
- *   232+L+C 64    signature             only with flag bit 0: Ed25519(frameKey,
+ *   232+L   8     offset                only with flag bit 1: uint64, the frame's place in
+ *                                       the session's keystream
+ *   H       C     ciphertext || tag     H = 232+L, or 240+L with flag bit 1.
+ *                                       Without flag bit 1: ChaCha20-Poly1305 (RFC 8439),
+ *                                       nonce frameNonce(round, gate), AAD = bytes [0, H).
+ *                                       With it: payload XOR the session's ChaCha20
+ *                                       keystream at offset, tag = HMAC-SHA256 of bytes
+ *                                       [0, H + C - 16), truncated (./frame-keystream.ts)
+ *   H+C     64    signature             only with flag bit 0: Ed25519(frameKey,
  *                                       "consort/frame-signature/v1" || digest)
  *   -- checkpoint --
  *   223     4     count m               1..MAX_CHECKPOINT_FRAMES
  *   227     32m   digests of the frames it signs
  *   227+32m 64    signature             Ed25519(frameKey, "consort/frame-checkpoint/v1" || bytes [0, 227+32m))
  *
- *   digest = the first 32 bytes of BLAKE2b-512 (RFC 7693) of bytes [0, 232+L+C): the whole
+ *   digest = the first 32 bytes of BLAKE2b-512 (RFC 7693) of bytes [0, H+C): the whole
  *            frame but its signature. It is only ever signed after a domain tag
  *            (frame signature or checkpoint), and the record type is its first byte.
  *
@@ -81,6 +89,8 @@ import type { KeyObject } from "node:crypto";
 import { TypedDataEncoder, getAddress } from "ethers";
 import { ConsortError } from "../errors.ts";
 import { describeValue, toChecksumAddress, uint256ToBytes, addressToBytes } from "./binary-codec.ts";
+import { KEYSTREAM_BYTES, STREAM_MAX_PAYLOAD, streamTag, streamTagMatches } from "./frame-keystream.ts";
+import type { FrameKeystream, FrameStreamKeys } from "./frame-keystream.ts";
 import { MAX_GATE_BYTES, recoverSigner } from "./peer-message.ts";
 import type { MessageLabel } from "./peer-message.ts";
 
@@ -88,6 +98,14 @@ export const FRAME_RECORD = 0x01;
 export const CHECKPOINT_RECORD = 0x02;
 /** Frame flag: the frame carries its own Ed25519 signature. */
 export const FRAME_FLAG_SIGNED = 0x01;
+/**
+ * Frame flag: sealed from the session's keystream (payloads up to
+ * STREAM_MAX_PAYLOAD bytes, ./frame-keystream.ts), with an offset field;
+ * without it, ChaCha20-Poly1305 under the label's nonce.
+ */
+export const FRAME_FLAG_STREAM = 0x02;
+/** Bytes of the offset field of a stream-sealed frame. */
+const OFFSET_BYTES = 8;
 
 const OFFSET_CHAIN_ID = 2;
 const OFFSET_REGISTRY = 34;
@@ -107,8 +125,8 @@ export const SIGNATURE_BYTES = 64;
 export const DIGEST_BYTES = 32;
 /** Most frames one checkpoint may sign. */
 export const MAX_CHECKPOINT_FRAMES = 4096;
-/** Bytes a frame adds to its payload besides the gate: session, round, gate length, C, tag. */
-export const FRAME_OVERHEAD_BYTES = SESSION_END + 4 + 1 + 4 + TAG_BYTES;
+/** Bytes a frame adds to its payload besides the gate: session, round, gate length, C, offset (at most), tag. */
+export const FRAME_OVERHEAD_BYTES = SESSION_END + 4 + 1 + 4 + OFFSET_BYTES + TAG_BYTES;
 /** Upper bound of a frame's size around a payload of `payloadBytes` (longest gate, with a signature). */
 export function maxFrameBytes(payloadBytes: number): number {
   return FRAME_OVERHEAD_BYTES + MAX_GATE_BYTES + payloadBytes + SIGNATURE_BYTES;
@@ -404,6 +422,63 @@ export function sealFrame(args: SealFrameArgs): SealedRecord {
   return frameRecord([head, ciphertext, Buffer.concat([tag, cryptoSign(null, frameSignatureInput(digest), signer)])], recordBytes, unsigned, tag, digest);
 }
 
+export interface SealStreamFrameArgs {
+  /** encodeSessionBody of the session. */
+  sessionBody: Buffer;
+  keys: FrameStreamKeys;
+  /** The session's keystream (the sender's: it seals at `offset`, normally its position). */
+  keystream: FrameKeystream;
+  /** Where in the keystream: keystream.position for a new frame, the earlier offset to seal a label again. */
+  offset: number;
+  round: number;
+  /** Gate as visible ASCII bytes, 1..128 (checked by the caller). */
+  gate: Buffer;
+  /** At most STREAM_MAX_PAYLOAD bytes. */
+  payload: Uint8Array;
+  /** Sign the frame itself with this Ed25519 key (else a checkpoint must). */
+  signer?: KeyObject;
+}
+
+/**
+ * Seals one small frame from the session's keystream (flag bit 1, see the
+ * top of this file and ./frame-keystream.ts): one buffer, the ciphertext
+ * written in place, the tag over everything before it.
+ */
+export function sealStreamFrame(args: SealStreamFrameArgs): SealedRecord {
+  const { sessionBody, keys, keystream, offset, round, gate, payload, signer } = args;
+  const n = payload.length;
+  if (n > STREAM_MAX_PAYLOAD || !Number.isSafeInteger(offset) || offset < 0 || offset + n > KEYSTREAM_BYTES) {
+    throw new ConsortError("INTERNAL", `a stream-sealed frame takes at most ${STREAM_MAX_PAYLOAD} bytes within the keystream, not ${n} at ${offset}`);
+  }
+  const L = gate.length;
+  const C = n + TAG_BYTES;
+  const headerBytes = SESSION_END + 4 + 1 + L + 4 + OFFSET_BYTES;
+  const recordBytes = headerBytes + C + (signer === undefined ? 0 : SIGNATURE_BYTES);
+  const out = Buffer.allocUnsafe(4 + recordBytes);
+  out.writeUInt32BE(recordBytes, 0);
+  out[4] = FRAME_RECORD;
+  out[5] = FRAME_FLAG_STREAM | (signer === undefined ? 0 : FRAME_FLAG_SIGNED);
+  sessionBody.copy(out, 4 + OFFSET_CHAIN_ID);
+  let at = 4 + SESSION_END;
+  out.writeUInt32BE(round, at);
+  out[at + 4] = L;
+  gate.copy(out, at + 5);
+  at += 5 + L;
+  out.writeUInt32BE(C, at);
+  out.writeUInt32BE(Math.floor(offset / 0x1_0000_0000), at + 4);
+  out.writeUInt32BE(offset >>> 0, at + 8);
+  at += 4 + OFFSET_BYTES;
+  const stream = keystream.read(offset, n);
+  for (let i = 0; i < n; i++) out[at + i] = payload[i]! ^ stream[i]!;
+  const tag = streamTag(keys, out.subarray(4, at + n));
+  tag.copy(out, at + n);
+  const unsigned = out.subarray(4, 4 + headerBytes + C);
+  if (signer === undefined) return frameRecord([out], recordBytes, unsigned, tag);
+  const digest = frameDigest(unsigned);
+  cryptoSign(null, frameSignatureInput(digest), signer).copy(out, 4 + headerBytes + C);
+  return frameRecord([out], recordBytes, unsigned, tag, digest);
+}
+
 /** A frame split into its fields; nothing is verified but the structure. */
 export interface ParsedFrame {
   readonly bytes: Buffer;
@@ -413,7 +488,9 @@ export interface ParsedFrame {
   readonly round: number;
   readonly gate: string;
   readonly gateBytes: Buffer;
-  /** Bytes [0, 232+L): the AAD and the signed header. */
+  /** Stream-sealed frames (flag bit 1): the keystream offset; others: undefined. */
+  readonly offset: number | undefined;
+  /** Bytes [0, H): the AAD (or what the stream tag covers before the ciphertext) and the signed header. */
   readonly header: Buffer;
   readonly ciphertextAndTag: Buffer;
   /** Bytes [0, 232+L+C): what the digest covers. */
@@ -432,18 +509,27 @@ export function parseFrame(record: Uint8Array): ParsedFrame {
   if (b.length < SESSION_END + 5) throw badRequest("frame", `truncated: ${b.length} bytes is shorter than any frame`);
   if (b[0] !== FRAME_RECORD) throw badRequest("type", `expected frame record type ${FRAME_RECORD}, got ${b[0]}`);
   const flags = b[1]!;
-  if ((flags & ~FRAME_FLAG_SIGNED) !== 0) throw badRequest("flags", `unknown flag bits 0x${flags.toString(16)}`);
+  if ((flags & ~(FRAME_FLAG_SIGNED | FRAME_FLAG_STREAM)) !== 0) throw badRequest("flags", `unknown flag bits 0x${flags.toString(16)}`);
+  const streamed = (flags & FRAME_FLAG_STREAM) !== 0;
   const round = b.readUInt32BE(SESSION_END);
   const L = b[SESSION_END + 4]!;
   if (L === 0 || L > MAX_GATE_BYTES) throw badRequest("label.gate", `length ${L} is outside 1..${MAX_GATE_BYTES}`);
   const gateStart = SESSION_END + 5;
-  const headerEnd = gateStart + L + 4;
+  const headerEnd = gateStart + L + 4 + (streamed ? OFFSET_BYTES : 0);
   if (b.length < headerEnd) throw badRequest("frame", `truncated: ${b.length} bytes, the header needs ${headerEnd}`);
   for (let i = gateStart; i < gateStart + L; i++) {
     const c = b[i]!;
     if (c < 0x21 || c > 0x7e) throw badRequest("label.gate", `byte 0x${c.toString(16).padStart(2, "0")} is not visible ASCII`);
   }
   const C = b.readUInt32BE(gateStart + L);
+  let offset: number | undefined;
+  if (streamed) {
+    const high = b.readUInt32BE(gateStart + L + 4);
+    offset = high * 0x1_0000_0000 + b.readUInt32BE(gateStart + L + 8);
+    if (C - TAG_BYTES > STREAM_MAX_PAYLOAD || offset + C - TAG_BYTES > KEYSTREAM_BYTES) {
+      throw badRequest("offset", `a stream-sealed frame holds at most ${STREAM_MAX_PAYLOAD} bytes within the ${KEYSTREAM_BYTES}-byte keystream`);
+    }
+  }
   const signed = (flags & FRAME_FLAG_SIGNED) !== 0;
   const expected = headerEnd + C + (signed ? SIGNATURE_BYTES : 0);
   if (C < TAG_BYTES) throw badRequest("ciphertext", `length ${C} is shorter than the ${TAG_BYTES}-byte tag`);
@@ -457,6 +543,7 @@ export function parseFrame(record: Uint8Array): ParsedFrame {
     round,
     gate: b.toString("latin1", gateStart, gateStart + L),
     gateBytes: b.subarray(gateStart, gateStart + L),
+    offset,
     header: b.subarray(0, headerEnd),
     ciphertextAndTag: b.subarray(headerEnd, headerEnd + C),
     unsigned: b.subarray(0, headerEnd + C),
@@ -471,6 +558,24 @@ export function verifyFrameSignature(frameKey: KeyObject, digest: Uint8Array, si
   } catch {
     return false;
   }
+}
+
+/**
+ * Decrypts a parsed stream-sealed frame (flag bit 1) after checking its tag;
+ * DECRYPTION_FAILED, with no further detail, on a mismatch (the keystream
+ * is not read then).
+ */
+export function openStreamFrame(keys: FrameStreamKeys, keystream: FrameKeystream, frame: ParsedFrame): Buffer {
+  const offset = frame.offset;
+  if (offset === undefined) throw new ConsortError("INTERNAL", "openStreamFrame needs a stream-sealed frame");
+  const n = frame.ciphertextAndTag.length - TAG_BYTES;
+  const covered = frame.unsigned.subarray(0, frame.unsigned.length - TAG_BYTES);
+  if (!streamTagMatches(keys, covered, frame.ciphertextAndTag.subarray(n))) throw new ConsortError("DECRYPTION_FAILED", "frame could not be decrypted");
+  const ciphertext = frame.ciphertextAndTag;
+  const stream = keystream.read(offset, n);
+  const payload = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) payload[i] = ciphertext[i]! ^ stream[i]!;
+  return payload;
 }
 
 /** Decrypts a parsed frame with the direction key; DECRYPTION_FAILED, with no further detail, on any mismatch. */

@@ -58,15 +58,19 @@ import {
   frameKeyCertificateDigest,
   frameNonce,
   openFrame,
+  openStreamFrame,
   parseCheckpoint,
   parseFrame,
   sealCheckpoint,
   sealFrame,
+  sealStreamFrame,
   verifyCheckpoint,
   verifyFrameKeyCertificate,
   verifyFrameSignature,
 } from "./peer-frame.ts";
 import type { ParsedFrame, SealedRecord } from "./peer-frame.ts";
+import { FrameKeystream, KEYSTREAM_BYTES, STREAM_MAX_PAYLOAD, frameStreamKeys } from "./frame-keystream.ts";
+import type { FrameStreamKeys } from "./frame-keystream.ts";
 import { assertMessageLabel, labelKey } from "./peer-message.ts";
 import type { MessageLabel } from "./peer-message.ts";
 import { StaticSecrets, directionKey } from "./session-keys.ts";
@@ -138,10 +142,13 @@ interface Outbound {
   readonly taskKey: string;
   readonly to: string;
   readonly key: KeyObject;
+  readonly streamKeys: FrameStreamKeys;
+  /** Where small frames are sealed from (./frame-keystream.ts). */
+  readonly keystream: FrameKeystream;
   readonly body: Buffer;
   readonly signer: KeyObject;
-  /** nonce (latin1) -> AEAD tag (latin1) of every frame sealed in this session. */
-  readonly sealed: Map<string, string>;
+  /** nonce (latin1) -> tag (latin1) and keystream offset (stream-sealed) of every frame sealed in this session. */
+  readonly sealed: Map<string, { readonly tag: string; readonly offset: number | undefined }>;
   /** Frames waiting for a checkpoint (their digests are taken when it is made). */
   unsigned: SealedRecord[];
   timer: NodeJS.Timeout | undefined;
@@ -160,6 +167,8 @@ interface Inbound {
   readonly from: string;
   readonly frameKey: KeyObject;
   readonly key: KeyObject;
+  readonly streamKeys: FrameStreamKeys;
+  readonly keystream: FrameKeystream;
   readonly digests: Map<string, number>;
   /** "round/gate" -> AEAD tag (latin1) of the frame delivered under that label. */
   readonly labels: Map<string, string>;
@@ -320,29 +329,28 @@ export class PeerSessions {
   #sealIn(out: Outbound, label: MessageLabel, recipient: string, payload: Uint8Array): SealedRecord {
     const gate = Buffer.from(label.gate, "latin1");
     const nonce = frameNonce(label.round, gate);
-    const record = sealFrame({
-      sessionBody: out.body,
-      key: out.key,
-      round: label.round,
-      gate,
-      payload,
-      nonce,
-      ...(this.signing === "frame" ? { signer: out.signer } : {}),
-    });
-    // The tag stands for the frame: under one key and nonce the same payload gives the same
-    // tag, another payload another one; the digest is left for the checkpoint.
     const nonceKey = nonce.toString("latin1");
-    const tagKey = record.tag!.toString("latin1");
     const prior = out.sealed.get(nonceKey);
+    const signer = this.signing === "frame" ? out.signer : undefined;
+    // Small payloads are sealed from the session's keystream, at its next offset (or, sealing a label
+    // again, at the offset it had: the same payload then gives the identical frame).
+    const offset = prior !== undefined ? prior.offset : payload.length <= STREAM_MAX_PAYLOAD && out.keystream.position + payload.length <= KEYSTREAM_BYTES ? out.keystream.position : undefined;
+    const record =
+      offset !== undefined
+        ? sealStreamFrame({ sessionBody: out.body, keys: out.streamKeys, keystream: out.keystream, offset, round: label.round, gate, payload, ...(signer === undefined ? {} : { signer }) })
+        : sealFrame({ sessionBody: out.body, key: out.key, round: label.round, gate, payload, nonce, ...(signer === undefined ? {} : { signer }) });
+    // The tag stands for the frame: under one key and nonce (or offset) the same payload gives
+    // the same tag, another payload another one; the digest is left for the checkpoint.
+    const tagKey = record.tag!.toString("latin1");
     if (prior !== undefined) {
-      if (prior === tagKey) return record;
+      if (prior.tag === tagKey) return record;
       throw new ConsortError(
         "DUPLICATE_MESSAGE",
         `${labelKey(label)} was already sent to ${recipient} with a different payload; a label is sealed once (its nonce must not repeat)`,
         { details: { label: labelKey(label), to: recipient } },
       );
     }
-    out.sealed.set(nonceKey, tagKey);
+    out.sealed.set(nonceKey, { tag: tagKey, offset });
     if (this.signing === "checkpoint") this.#awaitCheckpoint(out, record);
     return record;
   }
@@ -412,7 +420,20 @@ export class PeerSessions {
         frameKey: taskKey.publicKey,
         certificate: taskKey.certificate,
       });
-      return { taskId, taskKey: taskId.toString(), to, key, body, signer: taskKey.signer, sealed: new Map(), unsigned: [], timer: undefined };
+      const streamKeys = frameStreamKeys(key);
+      return {
+        taskId,
+        taskKey: taskId.toString(),
+        to,
+        key,
+        streamKeys,
+        keystream: new FrameKeystream(streamKeys.cipherKey),
+        body,
+        signer: taskKey.signer,
+        sealed: new Map(),
+        unsigned: [],
+        timer: undefined,
+      };
     })();
     this.#outbound.set(id, opening);
     opening.then(
@@ -599,7 +620,7 @@ export class PeerSessions {
         });
       }
     }
-    const payload = openFrame(session.key, frame);
+    const payload = frame.offset === undefined ? openFrame(session.key, frame) : openStreamFrame(session.streamKeys, session.keystream, frame);
     const key = `${frame.round}/${frame.gate}`;
     const body = frame.ciphertextAndTag;
     const tagKey = body.toString("latin1", body.length - TAG_BYTES);
@@ -761,7 +782,19 @@ export class PeerSessions {
       to: this.#selfBytes,
       frameKey: session.frameKey,
     });
-    return { taskId: session.taskId, taskKey: taskId, from: session.from, frameKey, key, digests: new Map(), labels: new Map(), undigested: new Map() };
+    const streamKeys = frameStreamKeys(key);
+    return {
+      taskId: session.taskId,
+      taskKey: taskId,
+      from: session.from,
+      frameKey,
+      key,
+      streamKeys,
+      keystream: new FrameKeystream(streamKeys.cipherKey),
+      digests: new Map(),
+      labels: new Map(),
+      undigested: new Map(),
+    };
   }
 
   /**

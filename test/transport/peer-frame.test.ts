@@ -127,7 +127,7 @@ describe("transport/peer-frame", () => {
         ["truncated", good.subarray(0, 100), "frame"],
         ["no header", good.subarray(0, 230), "frame"],
         ["wrong type", mutate((b) => void (b[0] = CHECKPOINT_RECORD)), "type"],
-        ["unknown flag", mutate((b) => void (b[1] = 0x03)), "flags"],
+        ["unknown flag", mutate((b) => void (b[1] = b[1]! | 0x04)), "flags"],
         ["signed flag cleared", mutate((b) => void (b[1] = 0)), "ciphertext"],
         ["gate length 0", mutate((b) => void (b[227] = 0)), "label.gate"],
         ["gate length 129", mutate((b) => void (b[227] = 129)), "label.gate"],

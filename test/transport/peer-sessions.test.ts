@@ -3,7 +3,7 @@ import { expect } from "chai";
 import { Wallet, getAddress } from "ethers";
 import { ConsortError } from "../../node/errors.ts";
 import { addressToBytes, uint256ToBytes } from "../../node/transport/binary-codec.ts";
-import { decodeSession, frameDigest, parseFrame, recordBytesOf, sealFrame, verifyFrameEvidence } from "../../node/transport/peer-frame.ts";
+import { FRAME_FLAG_STREAM, decodeSession, frameDigest, parseFrame, recordBytesOf, sealFrame, verifyFrameEvidence } from "../../node/transport/peer-frame.ts";
 import { StaticSecrets, directionKey } from "../../node/transport/session-keys.ts";
 import { PeerSessions } from "../../node/transport/peer-sessions.ts";
 import type { FrameSigning } from "../../node/transport/peer-sessions.ts";
@@ -61,6 +61,8 @@ for (const signing of ["checkpoint", "frame"] as const) {
       const L = frame[227]!;
       const gateEnd = 228 + L;
       const bodyCode = signing === "frame" ? "BAD_SIGNATURE" : "DECRYPTION_FAILED";
+      const streamed = (frame[1]! & FRAME_FLAG_STREAM) !== 0;
+      expect(streamed, "a 32-byte payload is stream-sealed").to.equal(true);
       const expected = (i: number, flipped: number): string => {
         if (i < 2) return "BAD_REQUEST"; // type, flags
         if (i < 54) return "BAD_REQUEST"; // chain id, registry: not this node's
@@ -71,6 +73,10 @@ for (const signing of ["checkpoint", "frame"] as const) {
         if (i === 227) return "BAD_REQUEST"; // gate length
         if (i < gateEnd) return flipped < 0x21 || flipped > 0x7e ? "BAD_REQUEST" : bodyCode; // gate
         if (i < gateEnd + 4) return "BAD_REQUEST"; // ciphertext length
+        // Stream-sealed (a small payload): the keystream offset. Its top 28 bits put any payload past
+        // the 2^38-byte keystream; the rest only changes what the tag covers.
+        if (streamed && i < gateEnd + 7) return "BAD_REQUEST";
+        if (streamed && i < gateEnd + 12) return bodyCode;
         if (i < frame.length - (signing === "frame" ? 64 : 0)) return bodyCode; // ciphertext and tag
         return "BAD_SIGNATURE"; // signature
       };
