@@ -36,7 +36,9 @@
  *   H+C     64    signature             only with flag bit 0: Ed25519(frameKey,
  *                                       "consort/frame-signature/v1" || digest)
  *   -- checkpoint --
- *   223     4     count m               1..MAX_CHECKPOINT_FRAMES
+ *   223     4     count m               0..MAX_CHECKPOINT_FRAMES (0: an announcement, signing
+ *                                       nothing, that lets the recipient open the session
+ *                                       before the first frame: PeerSessions.prepare)
  *   227     32m   digests of the frames it signs
  *   227+32m 64    signature             Ed25519(frameKey, "consort/frame-checkpoint/v1" || bytes [0, 227+32m))
  *
@@ -596,8 +598,8 @@ export function openFrame(key: KeyObject, frame: ParsedFrame): Buffer {
 
 /** Signs `digests` (frames of the session) in one checkpoint record. */
 export function sealCheckpoint(sessionBody: Buffer, digests: readonly Uint8Array[], signer: KeyObject): SealedRecord {
-  if (digests.length === 0 || digests.length > MAX_CHECKPOINT_FRAMES) {
-    throw new ConsortError("INTERNAL", `a checkpoint signs 1..${MAX_CHECKPOINT_FRAMES} frames, not ${digests.length}`);
+  if (digests.length > MAX_CHECKPOINT_FRAMES) {
+    throw new ConsortError("INTERNAL", `a checkpoint signs 0..${MAX_CHECKPOINT_FRAMES} frames, not ${digests.length}`);
   }
   const signedBytes = SESSION_END + 4 + DIGEST_BYTES * digests.length;
   const recordBytes = signedBytes + SIGNATURE_BYTES;
@@ -628,7 +630,7 @@ export function parseCheckpoint(record: Uint8Array): ParsedCheckpoint {
   if (b[0] !== CHECKPOINT_RECORD) throw badRequest("type", `expected checkpoint record type ${CHECKPOINT_RECORD}, got ${b[0]}`);
   if (b[1] !== 0) throw badRequest("flags", `checkpoint flags must be 0, got 0x${b[1]!.toString(16)}`);
   const count = b.readUInt32BE(SESSION_END);
-  if (count === 0 || count > MAX_CHECKPOINT_FRAMES) throw badRequest("count", `${count} is outside 1..${MAX_CHECKPOINT_FRAMES}`);
+  if (count > MAX_CHECKPOINT_FRAMES) throw badRequest("count", `${count} is outside 0..${MAX_CHECKPOINT_FRAMES}`);
   const expected = SESSION_END + 4 + DIGEST_BYTES * count + SIGNATURE_BYTES;
   if (b.length !== expected) throw badRequest("checkpoint", `${count} digests and a signature need ${expected} bytes, got ${b.length}`);
   const digests: Buffer[] = [];

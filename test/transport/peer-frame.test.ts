@@ -19,6 +19,7 @@ import {
   openFrame,
   parseCheckpoint,
   parseFrame,
+  MAX_CHECKPOINT_FRAMES,
   recordBytesOf,
   sealCheckpoint,
   sealFrame,
@@ -321,7 +322,13 @@ describe("transport/peer-frame", () => {
       };
       expect(bad((b) => void (b[0] = FRAME_RECORD)).details.field).to.equal("type");
       expect(bad((b) => void (b[1] = 1)).details.field).to.equal("flags");
-      expect(bad((b) => void b.writeUInt32BE(0, SESSION_END)).details.field).to.equal("count");
+      expect(bad((b) => void b.writeUInt32BE(MAX_CHECKPOINT_FRAMES + 1, SESSION_END)).details.field).to.equal("count");
+      // Count 0 with three digests' bytes after it: the length does not add up.
+      expect(bad((b) => void b.writeUInt32BE(0, SESSION_END)).details.field).to.equal("checkpoint");
+      // An announcement: a checkpoint of no frames, signed like any other.
+      const announcement = parseCheckpoint(recordBytesOf(sealCheckpoint(s.body, [], s.signer)));
+      expect(announcement.digests).to.deep.equal([]);
+      expect(verifyCheckpoint(verifyFrameKeyCertificate(s.fields), announcement)).to.equal(true);
       expect(bad((b) => void b.writeUInt32BE(4, SESSION_END)).details.field).to.equal("checkpoint");
       expect(thrown(() => parseCheckpoint(bytes.subarray(0, 100))).code).to.equal("BAD_REQUEST");
     });

@@ -3,7 +3,7 @@ import { expect } from "chai";
 import { Wallet, getAddress } from "ethers";
 import { ConsortError } from "../../node/errors.ts";
 import { addressToBytes, uint256ToBytes } from "../../node/transport/binary-codec.ts";
-import { FRAME_FLAG_STREAM, decodeSession, frameDigest, parseFrame, recordBytesOf, sealFrame, verifyFrameEvidence } from "../../node/transport/peer-frame.ts";
+import { CHECKPOINT_RECORD, FRAME_FLAG_STREAM, decodeSession, frameDigest, parseFrame, recordBytesOf, sealFrame, verifyFrameEvidence } from "../../node/transport/peer-frame.ts";
 import { StaticSecrets, directionKey } from "../../node/transport/session-keys.ts";
 import { PeerSessions } from "../../node/transport/peer-sessions.ts";
 import type { FrameSigning } from "../../node/transport/peer-sessions.ts";
@@ -265,23 +265,34 @@ for (const signing of ["checkpoint", "frame"] as const) {
 }
 
 describe("transport/peer-sessions prepare", () => {
-  it("opens the outbound sessions of a task ahead of its first frame, and leaves a peer it cannot look up to send()", async () => {
+  it("opens the outbound sessions of a task ahead of its first frame, announces them, and leaves a peer it cannot look up to send()", async () => {
     const world = new World();
     const link = new LoopbackLink();
     const [alice, bob, carol] = [party("alice", 0x61), party("bob", 0x62), party("carol", 0x63)];
     const looked: string[] = [];
+    const bobLooked: string[] = [];
     const a = loopNode(alice!, world, link, { lookupParty: (address) => (looked.push(address), world.lookup(address)) });
-    const b = loopNode(bob!, world, link);
+    const b = loopNode(bob!, world, link, { lookupParty: (address) => (bobLooked.push(address), world.lookup(address)) });
     const stranger = party("stranger", 0x73).wallet.address;
     world.tasks.set(TASK, [a, b].map((n) => n.party.wallet.address));
     await a.sessions.prepare(TASK, [alice!.wallet.address, bob!.wallet.address.toLowerCase(), carol!.wallet.address, stranger]);
-    // Its own address is skipped; bob's session is open; carol and the stranger are not registered.
-    expect(looked).to.have.members([bob!.wallet.address, carol!.wallet.address, stranger]);
+    await a.sessions.flush(TASK);
+    // Its own address is skipped; carol and the stranger are not registered.
+    expect(new Set(looked)).to.deep.equal(new Set([bob!.wallet.address, carol!.wallet.address, stranger]));
+    // Bob got the announcement, a checkpoint of no frames, and opened the session from it.
+    expect(link.delivered.map((r) => [r[0], r.readUInt32BE(223)])).to.deep.equal([[CHECKPOINT_RECORD, 0]]);
+    expect(bobLooked).to.deep.equal([alice!.wallet.address]);
     looked.length = 0;
     await a.sessions.seal(label(1), bob!.wallet.address, bytes(32, 1));
     expect(looked).to.deep.equal([]);
     await a.sessions.send(label(2), bob!.wallet.address, bytes(32, 2));
     expect(b.received.map((f) => f.label.round)).to.deep.equal([2]);
+    expect(bobLooked).to.have.length(1);
+    // Announcing twice sends nothing more; the task settles (an announcement signs nothing).
+    await a.sessions.prepare(TASK, [bob!.wallet.address]);
+    await a.sessions.flush(TASK);
+    await b.sessions.settled(TASK, 1_000);
+    expect(link.delivered.filter((r) => r[0] === CHECKPOINT_RECORD && r.readUInt32BE(223) === 0)).to.have.length(1);
     await Promise.all([a, b].map((n) => n.sessions.close(0)));
   });
 });
