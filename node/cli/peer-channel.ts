@@ -80,20 +80,39 @@ export class PeerChannel {
         new ConsortError("INTERNAL", `exchange needs one outgoing message (or undefined) and one from flag per party (${parties.length}), got ${outgoing.length}`),
       );
     }
+    let key: string;
+    try {
+      key = labelKey(label);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const failure = this.failureOf(label.taskId);
     const received: Uint8Array[] = new Array(parties.length);
-    const waits: Promise<void>[] = [];
+    const waitingFor: number[] = [];
+    const waits: Promise<Uint8Array>[] = [];
     for (let j = 0; j < parties.length; j++) {
       const payload = outgoing[j];
       // Not awaited: the round is over when the peers' messages are in (see the class comment).
       if (j !== self && payload !== undefined) this.send(label, parties[j]!, payload).catch((error: unknown) => failure.abort(toConsortError(error)));
       if (j === self) received[j] = outgoing[self] ?? EMPTY;
       else if (from?.[j] === false) received[j] = EMPTY;
-      else waits.push(this.receive(label, parties[j]!).then((payload) => void (received[j] = payload)));
+      else {
+        waitingFor.push(j);
+        waits.push(this.#wait(label, key, parties[j]!, this.o.timeoutMs, failure.signal));
+      }
     }
-    // A ring round waits for one peer: no Promise.all around a single wait.
     if (waits.length === 0) return Promise.resolve(received);
-    return (waits.length === 1 ? waits[0]! : Promise.all(waits)).then(() => received);
+    // A ring round waits for one peer: one promise, no Promise.all.
+    if (waits.length === 1) {
+      return waits[0]!.then((payload) => {
+        received[waitingFor[0]!] = payload;
+        return received;
+      });
+    }
+    return Promise.all(waits).then((payloads) => {
+      for (let k = 0; k < payloads.length; k++) received[waitingFor[k]!] = payloads[k]!;
+      return received;
+    });
   }
 
   /** This party's index in `parties` (cached per array: a task's rounds pass the same one). */
@@ -116,14 +135,12 @@ export class PeerChannel {
    * `timeoutMs`, or the error of a send of this task that failed for good.
    */
   receive(label: MessageLabel, from: string, timeoutMs = this.o.timeoutMs): Promise<Uint8Array> {
+    return this.#wait(label, labelKey(label), from, timeoutMs, this.failureOf(label.taskId).signal);
+  }
+
+  #wait(label: MessageLabel, key: string, from: string, timeoutMs: number, signal: AbortSignal): Promise<Uint8Array> {
     const store = this.o.store;
-    return this.o.mailbox.wait(
-      labelKey(label),
-      from,
-      timeoutMs,
-      () => store.getMessage(label.taskId, label.round, label.gate, from),
-      this.failureOf(label.taskId).signal,
-    );
+    return this.o.mailbox.wait(key, from, timeoutMs, () => store.getMessage(label.taskId, label.round, label.gate, from), signal);
   }
 
   /**

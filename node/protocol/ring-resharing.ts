@@ -46,8 +46,8 @@
 import { createCipheriv, createSecretKey, hash } from "node:crypto";
 import type { KeyObject } from "node:crypto";
 import { ConsortError } from "../errors.ts";
-import { Fr } from "../math/field.ts";
-import { FR_VEC_ELEMENT_BYTES, frVecLinearCombination, frVecRandom, frVecScale, frVecAdd, frVecSub } from "../math/fr-vec.ts";
+import { FR_MODULUS, Fr } from "../math/field.ts";
+import { FR_VEC_ELEMENT_BYTES, frVecLinearCombination, frVecRandom } from "../math/fr-vec.ts";
 import type { Rng } from "../math/rng.ts";
 import { lagrangeAtZero, partyX } from "../math/shamir.ts";
 import { PROGRAM_GATE, type RoundBatcher } from "./round-batcher.ts";
@@ -130,6 +130,8 @@ export class RingResharing {
   readonly #previous: number;
   readonly #lambda: bigint;
   readonly #coefficients: readonly [bigint, bigint];
+  /** z's combination of (d_self, F(k_self), F(k_{self-1})): (λ_self, 1, -1 mod r), one pass instead of three. */
+  readonly #maskCoefficients: readonly [bigint, bigint, bigint];
   readonly #rng: Rng;
   #started = false;
   /** F(k_self): k_self is shared with party self + 1; set by start(). */
@@ -147,6 +149,7 @@ export class RingResharing {
     this.#previous = (ctx.self + 2) % 3;
     this.#lambda = lagrangeAtZero([0, 1, 2])[ctx.self]!;
     this.#coefficients = ringConversionCoefficients(ctx.self);
+    this.#maskCoefficients = [this.#lambda, 1n, FR_MODULUS - 1n];
     this.#rng = ctx.rng;
   }
 
@@ -207,13 +210,13 @@ export class RingResharing {
         const mine = frVecRandom(count, own);
         const theirs = frVecRandom(count, previous);
         // z_self = λ_self d_self + F(k_self) - F(k_{self-1}).
-        z = frVecAdd(frVecScale(local, this.#lambda), frVecSub(mine, theirs));
+        z = frVecLinearCombination([local, mine, theirs], this.#maskCoefficients);
         const send: (Uint8Array | undefined)[] = [undefined, undefined, undefined];
         send[this.#previous] = z;
         return send;
       },
     });
-    return frVecLinearCombination([z!, received[this.#next]!], [...this.#coefficients]);
+    return frVecLinearCombination([z!, received[this.#next]!], this.#coefficients);
   }
 }
 

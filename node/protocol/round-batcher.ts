@@ -149,6 +149,12 @@ export class RoundBatcher {
   }
 
   #label(batch: readonly Pending[]): ProtocolLabel {
+    if (batch.length === 1) {
+      // The latency path (one dependent product per round): the general case's answer, without its sets and sorts.
+      const { kind, gate } = batch[0]!.request;
+      const label = gate >= 0 ? `${kind}:${gate}` : kind;
+      return { round: this.#round, gate: label.length > MAX_LABEL_GATE ? label.slice(0, MAX_LABEL_GATE) : label };
+    }
     const kinds = [...new Set(batch.map((p) => p.request.kind))].sort();
     const gates = batch.map((p) => p.request.gate).filter((g) => g >= 0);
     let gate = kinds.join("+");
@@ -263,13 +269,13 @@ export class RoundBatcher {
       delivered.push(slices);
     }
     try {
-      batch.forEach((p, k) => p.request.onDelivered?.(delivered[k]!));
+      for (let k = 0; k < batch.length; k++) batch[k]!.request.onDelivered?.(delivered[k]!);
     } catch (error) {
       const e = this.fail(error);
       for (const p of batch) p.reject(e);
       return;
     }
-    batch.forEach((p, k) => p.resolve(delivered[k]!));
+    for (let k = 0; k < batch.length; k++) batch[k]!.resolve(delivered[k]!);
   }
 }
 

@@ -110,6 +110,8 @@ export const FRAME_FLAG_STREAM = 0x02;
 const OFFSET_BYTES = 8;
 
 const OFFSET_CHAIN_ID = 2;
+/** Bytes [SESSION_START, SESSION_END) are the session fields after type and flags. */
+export const SESSION_START = OFFSET_CHAIN_ID;
 const OFFSET_REGISTRY = 34;
 const OFFSET_TASK_ID = 54;
 const OFFSET_FROM = 86;
@@ -346,18 +348,35 @@ export interface SealedRecord {
   readonly tag: Buffer | undefined;
 }
 
-/** A frame's SealedRecord whose digest is computed from `unsigned` (the frame without signature) when first asked. */
+/**
+ * A frame's SealedRecord whose digest is computed from `unsigned` (the frame
+ * without signature) when first asked. A class, not an object literal with
+ * a getter: one is made per frame on the round path, and a literal with an
+ * accessor is built by the runtime, with a fresh getter closure, each time.
+ */
+class FrameRecord implements SealedRecord {
+  readonly parts: readonly Buffer[];
+  readonly recordBytes: number;
+  readonly tag: Buffer;
+  readonly #unsigned: Uint8Array | readonly Uint8Array[];
+  #digest: Buffer | undefined;
+
+  constructor(parts: Buffer[], recordBytes: number, unsigned: Uint8Array | readonly Uint8Array[], tag: Buffer, digest: Buffer | undefined) {
+    this.parts = parts;
+    this.recordBytes = recordBytes;
+    this.tag = tag;
+    this.#unsigned = unsigned;
+    this.#digest = digest;
+  }
+
+  get digest(): Buffer {
+    this.#digest ??= frameDigest(this.#unsigned);
+    return this.#digest;
+  }
+}
+
 function frameRecord(parts: Buffer[], recordBytes: number, unsigned: Uint8Array | readonly Uint8Array[], tag: Buffer, digest?: Buffer): SealedRecord {
-  let known = digest;
-  return {
-    parts,
-    recordBytes,
-    tag,
-    get digest(): Buffer {
-      known ??= frameDigest(unsigned);
-      return known;
-    },
-  };
+  return new FrameRecord(parts, recordBytes, unsigned, tag, digest);
 }
 
 /** The record of `sealed` as one buffer (for tests and plain POSTs of small records). */
@@ -538,19 +557,62 @@ export function parseFrame(record: Uint8Array): ParsedFrame {
   if (b.length !== expected) {
     throw badRequest("ciphertext", `declared length ${C}${signed ? ` plus a ${SIGNATURE_BYTES}-byte signature` : ""} does not match the ${b.length - headerEnd} bytes after the header`);
   }
-  return {
-    bytes: b,
-    flags,
-    sessionKey: b.toString("latin1", OFFSET_CHAIN_ID, SESSION_END),
-    round,
-    gate: b.toString("latin1", gateStart, gateStart + L),
-    gateBytes: b.subarray(gateStart, gateStart + L),
-    offset,
-    header: b.subarray(0, headerEnd),
-    ciphertextAndTag: b.subarray(headerEnd, headerEnd + C),
-    unsigned: b.subarray(0, headerEnd + C),
-    signature: signed ? b.subarray(headerEnd + C) : undefined,
-  };
+  return new FrameFields(b, flags, round, gateStart, L, offset, headerEnd, C, signed);
+}
+
+/**
+ * parseFrame's result. The views and strings are made when first asked:
+ * the receiving round path reads a few of them (a session it already knows
+ * is found by comparing bytes, not by sessionKey).
+ */
+class FrameFields implements ParsedFrame {
+  readonly bytes: Buffer;
+  readonly flags: number;
+  readonly round: number;
+  readonly offset: number | undefined;
+  readonly gate: string;
+  readonly #gateStart: number;
+  readonly #gateBytes: number;
+  readonly #headerEnd: number;
+  readonly #C: number;
+  readonly #signed: boolean;
+
+  constructor(b: Buffer, flags: number, round: number, gateStart: number, L: number, offset: number | undefined, headerEnd: number, C: number, signed: boolean) {
+    this.bytes = b;
+    this.flags = flags;
+    this.round = round;
+    this.offset = offset;
+    this.gate = b.toString("latin1", gateStart, gateStart + L);
+    this.#gateStart = gateStart;
+    this.#gateBytes = L;
+    this.#headerEnd = headerEnd;
+    this.#C = C;
+    this.#signed = signed;
+  }
+
+  get sessionKey(): string {
+    return this.bytes.toString("latin1", SESSION_START, SESSION_END);
+  }
+
+  get gateBytes(): Buffer {
+    return this.bytes.subarray(this.#gateStart, this.#gateStart + this.#gateBytes);
+  }
+
+  get header(): Buffer {
+    return this.bytes.subarray(0, this.#headerEnd);
+  }
+
+  get ciphertextAndTag(): Buffer {
+    return this.bytes.subarray(this.#headerEnd, this.#headerEnd + this.#C);
+  }
+
+  get unsigned(): Buffer {
+    return this.bytes.subarray(0, this.#headerEnd + this.#C);
+  }
+
+  get signature(): Buffer | undefined {
+    return this.#signed ? this.bytes.subarray(this.#headerEnd + this.#C) : undefined;
+  }
 }
 
 /** Whether `signature` is the frame key's signature of the frame with `digest`. */
