@@ -10,6 +10,8 @@ interface Waiter {
   readonly deadline: number;
   readonly timeoutMs: number;
   readonly signal: AbortSignal | undefined;
+  /** The waiters sharing its signal's abort listener (set by watch). */
+  signalWaiters: Set<Waiter> | undefined;
 }
 
 export interface PeerMailboxOptions {
@@ -39,11 +41,14 @@ export interface PeerMailboxOptions {
  * deadline, and each AbortSignal gets one listener for all its waiters.
  */
 export class PeerMailbox {
-  private readonly waiters = new Map<string, Set<Waiter>>();
+  /** Waiters by key: nearly always one (a round waits once per peer), so an array, not a set. */
+  private readonly waiters = new Map<string, Waiter[]>();
   /** Parked waiters, over all keys. */
   private count = 0;
   /** The waiters of each signal some wait was given (one abort listener per signal). */
   private readonly bySignal = new WeakMap<AbortSignal, Set<Waiter>>();
+  private lastSignal: AbortSignal | undefined;
+  private lastSignalWaiters: Set<Waiter> | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** performance.now() the sweep timer is armed for. */
   private timerAt = Infinity;
@@ -74,10 +79,10 @@ export class PeerMailbox {
    */
   deliver(label: string, from: string, payload: Uint8Array): void {
     const key = PeerMailbox.key(label, from);
-    const set = this.waiters.get(key);
-    if (set !== undefined) {
+    const waiting = this.waiters.get(key);
+    if (waiting !== undefined) {
       this.waiters.delete(key);
-      for (const w of set) {
+      for (const w of waiting) {
         this.release(w);
         w.resolve(payload);
       }
@@ -126,13 +131,10 @@ export class PeerMailbox {
     const stored = lookup?.();
     if (stored !== undefined) return Promise.resolve(stored);
     return new Promise<Uint8Array>((resolve, reject) => {
-      const waiter: Waiter = { key, label, from, resolve, reject, deadline: performance.now() + timeoutMs, timeoutMs, signal };
-      let set = this.waiters.get(key);
-      if (set === undefined) {
-        set = new Set();
-        this.waiters.set(key, set);
-      }
-      set.add(waiter);
+      const waiter: Waiter = { key, label, from, resolve, reject, deadline: performance.now() + timeoutMs, timeoutMs, signal, signalWaiters: undefined };
+      const waiting = this.waiters.get(key);
+      if (waiting === undefined) this.waiters.set(key, [waiter]);
+      else waiting.push(waiter);
       this.count++;
       if (signal !== undefined) this.watch(signal, waiter);
       this.arm(waiter.deadline);
@@ -146,7 +148,8 @@ export class PeerMailbox {
 
   /** Joins `waiter` to the one abort listener of its signal. */
   private watch(signal: AbortSignal, waiter: Waiter): void {
-    let set = this.bySignal.get(signal);
+    // A task's rounds all pass its one signal: skip the WeakMap for the signal seen last.
+    let set = signal === this.lastSignal ? this.lastSignalWaiters : this.bySignal.get(signal);
     if (set === undefined) {
       const members = new Set<Waiter>();
       set = members;
@@ -155,6 +158,10 @@ export class PeerMailbox {
         "abort",
         () => {
           this.bySignal.delete(signal);
+          if (this.lastSignal === signal) {
+            this.lastSignal = undefined;
+            this.lastSignalWaiters = undefined;
+          }
           for (const w of [...members]) {
             this.remove(w);
             w.reject(signal.reason as Error);
@@ -164,20 +171,25 @@ export class PeerMailbox {
         { once: true },
       );
     }
+    this.lastSignal = signal;
+    this.lastSignalWaiters = set;
     set.add(waiter);
+    waiter.signalWaiters = set;
   }
 
-  /** Forgets a waiter that resolved (its key's set is already gone). */
+  /** Forgets a waiter that resolved (its key's entry is already gone). */
   private release(w: Waiter): void {
     this.count--;
-    if (w.signal !== undefined) this.bySignal.get(w.signal)?.delete(w);
+    w.signalWaiters?.delete(w);
   }
 
-  /** Takes a waiter out of its key's set and releases it. */
+  /** Takes a waiter out of its key's entry and releases it. */
   private remove(w: Waiter): void {
-    const set = this.waiters.get(w.key);
-    if (set?.delete(w) !== true) return;
-    if (set.size === 0) this.waiters.delete(w.key);
+    const waiting = this.waiters.get(w.key);
+    const at = waiting === undefined ? -1 : waiting.indexOf(w);
+    if (at < 0) return;
+    waiting!.splice(at, 1);
+    if (waiting!.length === 0) this.waiters.delete(w.key);
     this.release(w);
   }
 
@@ -203,8 +215,8 @@ export class PeerMailbox {
     const now = performance.now();
     let next = Infinity;
     const expired: Waiter[] = [];
-    for (const set of this.waiters.values()) {
-      for (const w of set) {
+    for (const waiting of this.waiters.values()) {
+      for (const w of waiting) {
         if (w.deadline <= now) expired.push(w);
         else next = Math.min(next, w.deadline);
       }
@@ -238,7 +250,7 @@ export class PeerMailbox {
 
   /** Rejects every waiter (node shutting down). */
   close(reason: string): void {
-    const all = [...this.waiters.values()].flatMap((set) => [...set]);
+    const all = [...this.waiters.values()].flat();
     this.waiters.clear();
     for (const w of all) {
       this.release(w);
