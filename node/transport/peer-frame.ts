@@ -31,8 +31,9 @@
  *                                       Without flag bit 1: ChaCha20-Poly1305 (RFC 8439),
  *                                       nonce frameNonce(round, gate), AAD = bytes [0, H).
  *                                       With it: payload XOR the session's ChaCha20
- *                                       keystream at offset, tag = HMAC-SHA256 of bytes
- *                                       [0, H + C - 16), truncated (./frame-keystream.ts)
+ *                                       keystream from offset + 32, tag = Poly1305 under
+ *                                       the keystream's 32 bytes at offset, of bytes
+ *                                       [0, H + C - 16) (./frame-keystream.ts)
  *   H+C     64    signature             only with flag bit 0: Ed25519(frameKey,
  *                                       "consort/frame-signature/v1" || digest)
  *   -- checkpoint --
@@ -91,8 +92,8 @@ import type { KeyObject } from "node:crypto";
 import { TypedDataEncoder, getAddress } from "ethers";
 import { ConsortError } from "../errors.ts";
 import { describeValue, toChecksumAddress, uint256ToBytes, addressToBytes } from "./binary-codec.ts";
-import { KEYSTREAM_BYTES, STREAM_MAX_PAYLOAD, streamTag, streamTagMatches } from "./frame-keystream.ts";
-import type { FrameKeystream, FrameStreamKeys } from "./frame-keystream.ts";
+import { KEYSTREAM_BYTES, STREAM_KEY_BYTES, STREAM_MAX_PAYLOAD, streamTagInto, streamTagMatches } from "./frame-keystream.ts";
+import type { FrameKeystream } from "./frame-keystream.ts";
 import { MAX_GATE_BYTES, recoverSigner } from "./peer-message.ts";
 import type { MessageLabel } from "./peer-message.ts";
 
@@ -446,7 +447,6 @@ export function sealFrame(args: SealFrameArgs): SealedRecord {
 export interface SealStreamFrameArgs {
   /** encodeSessionBody of the session. */
   sessionBody: Buffer;
-  keys: FrameStreamKeys;
   /** The session's keystream (the sender's: it seals at `offset`, normally its position). */
   keystream: FrameKeystream;
   /** Where in the keystream: keystream.position for a new frame, the earlier offset to seal a label again. */
@@ -466,9 +466,9 @@ export interface SealStreamFrameArgs {
  * written in place, the tag over everything before it.
  */
 export function sealStreamFrame(args: SealStreamFrameArgs): SealedRecord {
-  const { sessionBody, keys, keystream, offset, round, gate, payload, signer } = args;
+  const { sessionBody, keystream, offset, round, gate, payload, signer } = args;
   const n = payload.length;
-  if (n > STREAM_MAX_PAYLOAD || !Number.isSafeInteger(offset) || offset < 0 || offset + n > KEYSTREAM_BYTES) {
+  if (n > STREAM_MAX_PAYLOAD || !Number.isSafeInteger(offset) || offset < 0 || offset + STREAM_KEY_BYTES + n > KEYSTREAM_BYTES) {
     throw new ConsortError("INTERNAL", `a stream-sealed frame takes at most ${STREAM_MAX_PAYLOAD} bytes within the keystream, not ${n} at ${offset}`);
   }
   const L = gate.length;
@@ -489,10 +489,11 @@ export function sealStreamFrame(args: SealStreamFrameArgs): SealedRecord {
   out.writeUInt32BE(Math.floor(offset / 0x1_0000_0000), at + 4);
   out.writeUInt32BE(offset >>> 0, at + 8);
   at += 4 + OFFSET_BYTES;
-  const stream = keystream.read(offset, n);
-  for (let i = 0; i < n; i++) out[at + i] = payload[i]! ^ stream[i]!;
-  const tag = streamTag(keys, out.subarray(4, at + n));
-  tag.copy(out, at + n);
+  // Keystream [offset, offset + 32) is the frame's one-time Poly1305 key, the bytes after it its pad.
+  const stream = keystream.read(offset, STREAM_KEY_BYTES + n);
+  for (let i = 0; i < n; i++) out[at + i] = payload[i]! ^ stream[STREAM_KEY_BYTES + i]!;
+  streamTagInto(stream, out, 4, at + n, out, at + n);
+  const tag = out.subarray(at + n, at + n + TAG_BYTES);
   const unsigned = out.subarray(4, 4 + headerBytes + C);
   if (signer === undefined) return frameRecord([out], recordBytes, unsigned, tag);
   const digest = frameDigest(unsigned);
@@ -547,7 +548,7 @@ export function parseFrame(record: Uint8Array): ParsedFrame {
   if (streamed) {
     const high = b.readUInt32BE(gateStart + L + 4);
     offset = high * 0x1_0000_0000 + b.readUInt32BE(gateStart + L + 8);
-    if (C - TAG_BYTES > STREAM_MAX_PAYLOAD || offset + C - TAG_BYTES > KEYSTREAM_BYTES) {
+    if (C - TAG_BYTES > STREAM_MAX_PAYLOAD || offset + STREAM_KEY_BYTES + C - TAG_BYTES > KEYSTREAM_BYTES) {
       throw badRequest("offset", `a stream-sealed frame holds at most ${STREAM_MAX_PAYLOAD} bytes within the ${KEYSTREAM_BYTES}-byte keystream`);
     }
   }
@@ -626,19 +627,21 @@ export function verifyFrameSignature(frameKey: KeyObject, digest: Uint8Array, si
 
 /**
  * Decrypts a parsed stream-sealed frame (flag bit 1) after checking its tag;
- * DECRYPTION_FAILED, with no further detail, on a mismatch (the keystream
- * is not read then).
+ * DECRYPTION_FAILED, with no further detail, on a mismatch. The tag is
+ * checked with keystream bytes peeked at, so a forged frame moves nothing.
  */
-export function openStreamFrame(keys: FrameStreamKeys, keystream: FrameKeystream, frame: ParsedFrame): Buffer {
+export function openStreamFrame(keystream: FrameKeystream, frame: ParsedFrame): Buffer {
   const offset = frame.offset;
   if (offset === undefined) throw new ConsortError("INTERNAL", "openStreamFrame needs a stream-sealed frame");
-  const n = frame.ciphertextAndTag.length - TAG_BYTES;
-  const covered = frame.unsigned.subarray(0, frame.unsigned.length - TAG_BYTES);
-  if (!streamTagMatches(keys, covered, frame.ciphertextAndTag.subarray(n))) throw new ConsortError("DECRYPTION_FAILED", "frame could not be decrypted");
-  const ciphertext = frame.ciphertextAndTag;
-  const stream = keystream.read(offset, n);
+  const body = frame.ciphertextAndTag;
+  const n = body.length - TAG_BYTES;
+  const tagAt = frame.bytes.length - (frame.signature === undefined ? 0 : SIGNATURE_BYTES) - TAG_BYTES;
+  if (!streamTagMatches(keystream.peek(offset, STREAM_KEY_BYTES + n), frame.bytes, 0, tagAt, body.subarray(n))) {
+    throw new ConsortError("DECRYPTION_FAILED", "frame could not be decrypted");
+  }
+  const stream = keystream.read(offset, STREAM_KEY_BYTES + n);
   const payload = Buffer.allocUnsafe(n);
-  for (let i = 0; i < n; i++) payload[i] = ciphertext[i]! ^ stream[i]!;
+  for (let i = 0; i < n; i++) payload[i] = body[i]! ^ stream[STREAM_KEY_BYTES + i]!;
   return payload;
 }
 

@@ -71,7 +71,7 @@ import {
   verifyFrameSignature,
 } from "./peer-frame.ts";
 import type { ParsedFrame, SealedRecord } from "./peer-frame.ts";
-import { FrameKeystream, KEYSTREAM_BYTES, STREAM_MAX_PAYLOAD, frameStreamKeys } from "./frame-keystream.ts";
+import { FrameKeystream, KEYSTREAM_BYTES, STREAM_KEY_BYTES, STREAM_MAX_PAYLOAD, frameStreamKeys } from "./frame-keystream.ts";
 import type { FrameStreamKeys } from "./frame-keystream.ts";
 import { assertMessageLabel, labelKey } from "./peer-message.ts";
 import type { MessageLabel } from "./peer-message.ts";
@@ -377,10 +377,10 @@ export class PeerSessions {
     const signer = this.signing === "frame" ? out.signer : undefined;
     // Small payloads are sealed from the session's keystream, at its next offset (or, sealing a label
     // again, at the offset it had: the same payload then gives the identical frame).
-    const offset = prior !== undefined ? prior.offset : payload.length <= STREAM_MAX_PAYLOAD && out.keystream.position + payload.length <= KEYSTREAM_BYTES ? out.keystream.position : undefined;
+    const offset = prior !== undefined ? prior.offset : payload.length <= STREAM_MAX_PAYLOAD && out.keystream.position + STREAM_KEY_BYTES + payload.length <= KEYSTREAM_BYTES ? out.keystream.position : undefined;
     const record =
       offset !== undefined
-        ? sealStreamFrame({ sessionBody: out.body, keys: out.streamKeys, keystream: out.keystream, offset, round: label.round, gate, payload, ...(signer === undefined ? {} : { signer }) })
+        ? sealStreamFrame({ sessionBody: out.body, keystream: out.keystream, offset, round: label.round, gate, payload, ...(signer === undefined ? {} : { signer }) })
         : sealFrame({ sessionBody: out.body, key: out.key, round: label.round, gate, payload, nonce, ...(signer === undefined ? {} : { signer }) });
     // The tag stands for the frame: under one key and nonce (or offset) the same payload gives
     // the same tag, another payload another one; the digest is left for the checkpoint.
@@ -676,7 +676,7 @@ export class PeerSessions {
         });
       }
     }
-    const payload = frame.offset === undefined ? openFrame(session.key, frame) : openStreamFrame(session.streamKeys, session.keystream, frame);
+    const payload = frame.offset === undefined ? openFrame(session.key, frame) : openStreamFrame(session.keystream, frame);
     const key = `${frame.round}/${frame.gate}`;
     const body = frame.ciphertextAndTag;
     const tagKey = body.toString("latin1", body.length - TAG_BYTES);

@@ -1,50 +1,63 @@
-import { createHmac, createSecretKey, hash } from "node:crypto";
+import { createSecretKey, hash } from "node:crypto";
 import { chacha20 } from "@noble/ciphers/chacha.js";
+import { poly1305 } from "@noble/ciphers/_poly1305.js";
 import { expect } from "chai";
 import fc from "fast-check";
-import { FrameKeystream, KEYSTREAM_BYTES, STREAM_MAX_PAYLOAD, frameStreamKeys, streamTag, streamTagMatches } from "../../node/transport/frame-keystream.ts";
-import type { FrameStreamKeys } from "../../node/transport/frame-keystream.ts";
-import { FRAME_FLAG_STREAM, parseFrame, recordBytesOf } from "../../node/transport/peer-frame.ts";
+import { ConsortError } from "../../node/errors.ts";
+import { FrameKeystream, KEYSTREAM_BYTES, STREAM_KEY_BYTES, STREAM_MAX_PAYLOAD, frameStreamKeys, streamTagMatches } from "../../node/transport/frame-keystream.ts";
+import { FRAME_FLAG_STREAM, TAG_BYTES, openStreamFrame, parseFrame, recordBytesOf, sealStreamFrame } from "../../node/transport/peer-frame.ts";
 import { LoopbackLink, TASK, World, loopNode, party, rejection } from "./peer-fixtures.ts";
 
 const DIRECTION_KEY = Buffer.from(Array.from({ length: 32 }, (_, i) => i + 1));
+const CIPHER_KEY = hash("sha256", Buffer.concat([Buffer.from("consort/frame-stream-cipher/v2"), DIRECTION_KEY]), "buffer");
 
 /** The RFC 8439 ChaCha20 keystream of `key` (zero nonce, counter 0), bytes [0, length), from noble (an independent implementation). */
 function referenceStream(key: Uint8Array, length: number): Uint8Array {
   return chacha20(key, new Uint8Array(12), new Uint8Array(length));
 }
 
-/** HMAC keys laid out as frameStreamKeys lays them out, for a given MAC key (RFC 4231 vectors). */
-function hmacKeys(macKey: Uint8Array): FrameStreamKeys {
-  const inner = Buffer.alloc(64, 0x36);
-  const outer = Buffer.alloc(64, 0x5c);
-  macKey.forEach((b, i) => {
-    inner[i]! ^= b;
-    outer[i]! ^= b;
-  });
-  return { cipherKey: createSecretKey(Buffer.alloc(32)), inner, outer };
-}
-
 describe("transport/frame-keystream", () => {
-  it("derives its cipher and MAC keys from the direction key under their own domains", () => {
+  it("derives its cipher key from the direction key under its own domain", () => {
     const keys = frameStreamKeys(createSecretKey(DIRECTION_KEY));
-    const cipherKey = hash("sha256", Buffer.concat([Buffer.from("consort/frame-stream-cipher/v1"), DIRECTION_KEY]), "buffer");
-    const macKey = hash("sha256", Buffer.concat([Buffer.from("consort/frame-stream-mac/v1"), DIRECTION_KEY]), "buffer");
-    expect(keys.cipherKey.export().equals(cipherKey)).to.equal(true);
-    expect(macKey.equals(cipherKey)).to.equal(false);
-    const data = Buffer.from("a frame header and its ciphertext");
-    expect(streamTag(keys, data).equals(createHmac("sha256", macKey).update(data).digest().subarray(0, 16))).to.equal(true);
+    expect(keys.cipherKey.export().equals(CIPHER_KEY)).to.equal(true);
   });
 
-  it("tags with HMAC-SHA256 truncated to 16 bytes (RFC 4231 test cases 2 and 6)", () => {
-    const jefe = hmacKeys(Buffer.from("Jefe"));
-    expect(streamTag(jefe, Buffer.from("what do ya want for nothing?")).toString("hex")).to.equal("5bdcc146bf60754e6a042426089575c7");
-    // Test case 6 has a 131-byte key, longer than the block: HMAC hashes it first (SHA-256, 32 bytes).
-    const long = hmacKeys(hash("sha256", Buffer.alloc(131, 0xaa), "buffer"));
-    expect(streamTag(long, Buffer.from("Test Using Larger Than Block-Size Key - Hash Key First")).toString("hex")).to.equal("60e431591ee0b67f0d8a26aacbf5b77f");
-    expect(streamTagMatches(jefe, Buffer.from("what do ya want for nothing?"), Buffer.from("5bdcc146bf60754e6a042426089575c7", "hex"))).to.equal(true);
-    expect(streamTagMatches(jefe, Buffer.from("what do ya want for nothing!"), Buffer.from("5bdcc146bf60754e6a042426089575c7", "hex"))).to.equal(false);
-    expect(streamTagMatches(jefe, Buffer.from("x"), Buffer.alloc(15))).to.equal(false);
+  it("seals as specified: a 32-byte one-time Poly1305 key, then the payload's pad, from the keystream at the frame's offset (noble's ChaCha20 and Poly1305 as reference)", () => {
+    const sender = new FrameKeystream(frameStreamKeys(createSecretKey(DIRECTION_KEY)).cipherKey);
+    const receiver = new FrameKeystream(frameStreamKeys(createSecretKey(DIRECTION_KEY)).cipherKey);
+    const reference = referenceStream(CIPHER_KEY, 3 * (STREAM_KEY_BYTES + 64) + 2 * STREAM_KEY_BYTES + 5_000);
+    const sessionBody = Buffer.alloc(221, 7);
+    const sizes = [32, 0, 64, 4_096];
+    let offset = 0;
+    for (const [i, n] of sizes.entries()) {
+      const payload = Buffer.alloc(n, i + 1);
+      const record = recordBytesOf(sealStreamFrame({ sessionBody, keystream: sender, offset: sender.position, round: i, gate: Buffer.from(`mul:${i}`), payload }));
+      const frame = parseFrame(record);
+      expect(frame.offset).to.equal(offset);
+      const pad = reference.subarray(offset + STREAM_KEY_BYTES, offset + STREAM_KEY_BYTES + n);
+      const ciphertext = frame.ciphertextAndTag.subarray(0, n);
+      expect(Buffer.from(ciphertext.map((c, k) => c ^ pad[k]!)).equals(payload)).to.equal(true);
+      const tagAt = record.length - TAG_BYTES;
+      expect(Buffer.from(record.subarray(tagAt)).equals(Buffer.from(poly1305(record.subarray(0, tagAt), reference.subarray(offset, offset + STREAM_KEY_BYTES))))).to.equal(true);
+      // A forged tag is refused, and moves nothing; the genuine frame then opens.
+      const forged = Buffer.from(record);
+      forged[tagAt]! ^= 1;
+      const before = receiver.position;
+      let refused: unknown;
+      try {
+        openStreamFrame(receiver, parseFrame(forged));
+      } catch (error) {
+        refused = error;
+      }
+      expect(refused).to.be.instanceOf(ConsortError);
+      expect((refused as ConsortError).code).to.equal("DECRYPTION_FAILED");
+      expect(receiver.position).to.equal(before);
+      expect(openStreamFrame(receiver, frame).equals(payload)).to.equal(true);
+      offset += STREAM_KEY_BYTES + n;
+      expect(sender.position).to.equal(offset);
+      expect(receiver.position).to.equal(offset);
+    }
+    expect(streamTagMatches(reference, Buffer.from("x"), 0, 1, Buffer.alloc(15))).to.equal(false);
   });
 
   it("reads the RFC 8439 keystream by offset, however the reads are ordered: running, skipping, restarting or behind (property)", () => {
@@ -75,6 +88,27 @@ describe("transport/frame-keystream", () => {
       { seed: 20261122, numRuns: 60 },
     );
   });
+
+  it("peeks at the same bytes without moving anything, ahead, behind or far away (property)", () => {
+    const key = Buffer.from(Array.from({ length: 32 }, (_, i) => 3 * i));
+    const span = 150_000;
+    const reference = referenceStream(key, span + STREAM_KEY_BYTES + STREAM_MAX_PAYLOAD);
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: span }), fc.integer({ min: 0, max: STREAM_KEY_BYTES + STREAM_MAX_PAYLOAD })), { minLength: 1, maxLength: 40 }),
+        (ops) => {
+          const stream = new FrameKeystream(createSecretKey(key));
+          for (const [peek, offset, length] of ops) {
+            const before = stream.position;
+            const got = peek ? stream.peek(offset, length) : stream.read(offset, length);
+            expect(Buffer.from(got).equals(Buffer.from(reference.subarray(offset, offset + length))), `${peek ? "peek" : "read"} ${offset}+${length}`).to.equal(true);
+            expect(stream.position).to.equal(peek ? before : Math.max(before, offset + length));
+          }
+        },
+      ),
+      { seed: 20261203, numRuns: 60 },
+    );
+  });
 });
 
 describe("transport/peer-sessions stream-sealed frames", () => {
@@ -100,7 +134,7 @@ describe("transport/peer-sessions stream-sealed frames", () => {
       if (size <= STREAM_MAX_PAYLOAD) {
         expect(frame.flags & FRAME_FLAG_STREAM).to.equal(FRAME_FLAG_STREAM);
         expect(frame.offset).to.equal(expectedOffset);
-        expectedOffset += size;
+        expectedOffset += STREAM_KEY_BYTES + size;
       } else {
         expect(frame.flags & FRAME_FLAG_STREAM).to.equal(0);
         expect(frame.offset).to.equal(undefined);
