@@ -452,8 +452,8 @@ export interface SealStreamFrameArgs {
   /** Where in the keystream: keystream.position for a new frame, the earlier offset to seal a label again. */
   offset: number;
   round: number;
-  /** Gate as visible ASCII bytes, 1..128 (checked by the caller). */
-  gate: Buffer;
+  /** Gate, visible ASCII, 1..128 characters (checked by the caller). */
+  gate: string;
   /** At most STREAM_MAX_PAYLOAD bytes. */
   payload: Uint8Array;
   /** Sign the frame itself with this Ed25519 key (else a checkpoint must). */
@@ -483,7 +483,7 @@ export function sealStreamFrame(args: SealStreamFrameArgs): SealedRecord {
   let at = 4 + SESSION_END;
   out.writeUInt32BE(round, at);
   out[at + 4] = L;
-  gate.copy(out, at + 5);
+  out.write(gate, at + 5, L, "latin1");
   at += 5 + L;
   out.writeUInt32BE(C, at);
   out.writeUInt32BE(Math.floor(offset / 0x1_0000_0000), at + 4);

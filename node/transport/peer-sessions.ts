@@ -31,11 +31,12 @@
  * checkpointIntervalMs and when settled() is called, so this costs one
  * round trip at the end of a task.
  *
- * Memory: each session remembers the nonce and tag of every frame it sealed
- * and the label, tag and digest of every frame it delivered (to refuse a
- * nonce twice, to count a retransmitted frame once, and to refuse a
- * second, different frame under one label: the receiving side's
- * DUPLICATE_MESSAGE, with no store on the round path), ~250 bytes a frame,
+ * Memory: each session remembers the label and tag of every frame it sealed
+ * and delivered, and the digest of a delivered frame that a checkpoint did
+ * not cover in delivery order (to refuse a nonce twice, to count a
+ * retransmitted frame once, and to refuse a second, different frame under
+ * one label: the receiving side's DUPLICATE_MESSAGE, with no store on the
+ * round path), ~150-250 bytes a frame,
  * until forgetTask(taskId); a delivered frame's bytes are held until its
  * digest is taken.
  */
@@ -149,8 +150,10 @@ interface Outbound {
   readonly keystream: FrameKeystream;
   readonly body: Buffer;
   readonly signer: KeyObject;
-  /** nonce (latin1) -> tag (latin1) and keystream offset (stream-sealed) of every frame sealed in this session. */
+  /** "round/gate" -> tag (latin1) and keystream offset (stream-sealed) of every frame sealed in this session. */
   readonly sealed: Map<string, { readonly tag: string; readonly offset: number | undefined }>;
+  /** AEAD nonce (latin1) -> the "round/gate" sealed under it: two labels must not share a nonce. */
+  readonly nonces: Map<string, string>;
   /** Frames waiting for a checkpoint (their digests are taken when it is made). */
   unsigned: SealedRecord[];
   timer: NodeJS.Timeout | undefined;
@@ -176,6 +179,8 @@ interface Inbound {
   readonly streamKeys: FrameStreamKeys;
   readonly keystream: FrameKeystream;
   readonly digests: Map<string, number>;
+  /** Entries of `digests` that are UNCOVERED or PRECOVERED. */
+  pending: number;
   /** "round/gate" -> AEAD tag (latin1) of the frame delivered under that label. */
   readonly labels: Map<string, string>;
   /** Frames delivered but not yet digested, by "round/gate" (see #digestDelivered). */
@@ -252,6 +257,8 @@ export class PeerSessions {
   readonly #inbound = new Map<string, Inbound | Promise<Inbound>>();
   /** The session of the last frame accepted from the map (see #accept). */
   #lastInbound: Inbound | undefined;
+  /** The outbound session found last (see #outboundSession). */
+  #lastOutbound: Outbound | undefined;
   readonly #coverage = new Map<string, Coverage>();
   readonly #addresses = new Map<string, string>();
   readonly #pending = new Set<Promise<void>>();
@@ -370,18 +377,29 @@ export class PeerSessions {
   }
 
   #sealIn(out: Outbound, label: MessageLabel, recipient: string, payload: Uint8Array): SealedRecord {
-    const gate = Buffer.from(label.gate, "latin1");
-    const nonce = frameNonce(label.round, gate);
-    const nonceKey = nonce.toString("latin1");
-    const prior = out.sealed.get(nonceKey);
+    const key = `${label.round}/${label.gate}`;
+    const prior = out.sealed.get(key);
     const signer = this.signing === "frame" ? out.signer : undefined;
     // Small payloads are sealed from the session's keystream, at its next offset (or, sealing a label
     // again, at the offset it had: the same payload then gives the identical frame).
     const offset = prior !== undefined ? prior.offset : payload.length <= STREAM_MAX_PAYLOAD && out.keystream.position + STREAM_KEY_BYTES + payload.length <= KEYSTREAM_BYTES ? out.keystream.position : undefined;
-    const record =
-      offset !== undefined
-        ? sealStreamFrame({ sessionBody: out.body, keystream: out.keystream, offset, round: label.round, gate, payload, ...(signer === undefined ? {} : { signer }) })
-        : sealFrame({ sessionBody: out.body, key: out.key, round: label.round, gate, payload, nonce, ...(signer === undefined ? {} : { signer }) });
+    let record: SealedRecord;
+    let nonceKey: string | undefined;
+    if (offset !== undefined) {
+      record = sealStreamFrame({ sessionBody: out.body, keystream: out.keystream, offset, round: label.round, gate: label.gate, payload, ...(signer === undefined ? {} : { signer }) });
+    } else {
+      const gate = Buffer.from(label.gate, "latin1");
+      const nonce = frameNonce(label.round, gate);
+      nonceKey = nonce.toString("latin1");
+      const holder = out.nonces.get(nonceKey);
+      if (holder !== undefined && holder !== key) {
+        // FNV-1a-64 of two gates collided (~2^-64 a pair): the second label cannot be sealed under this key.
+        throw new ConsortError("DUPLICATE_MESSAGE", `${labelKey(label)} would reuse the nonce of round/gate ${holder}; a nonce is used once per key`, {
+          details: { label: labelKey(label), to: recipient },
+        });
+      }
+      record = sealFrame({ sessionBody: out.body, key: out.key, round: label.round, gate, payload, nonce, ...(signer === undefined ? {} : { signer }) });
+    }
     // The tag stands for the frame: under one key and nonce (or offset) the same payload gives
     // the same tag, another payload another one; the digest is left for the checkpoint.
     const tagKey = record.tag!.toString("latin1");
@@ -393,7 +411,8 @@ export class PeerSessions {
         { details: { label: labelKey(label), to: recipient } },
       );
     }
-    out.sealed.set(nonceKey, { tag: tagKey, offset });
+    out.sealed.set(key, { tag: tagKey, offset });
+    if (nonceKey !== undefined) out.nonces.set(nonceKey, key);
     if (this.signing === "checkpoint") this.#awaitCheckpoint(out, record);
     return record;
   }
@@ -438,9 +457,15 @@ export class PeerSessions {
   }
 
   #outboundSession(taskId: bigint, to: string): Outbound | Promise<Outbound> {
+    // A round sends to the same peer of the same task as the last one did: no key string to build.
+    const last = this.#lastOutbound;
+    if (last !== undefined && last.taskId === taskId && last.to === to) return last;
     const id = `${taskId}/${to}`;
     const cached = this.#outbound.get(id);
-    if (cached !== undefined) return cached;
+    if (cached !== undefined) {
+      if (!(cached instanceof Promise)) this.#lastOutbound = cached;
+      return cached;
+    }
     const opening = (async (): Promise<Outbound> => {
       const contact = await this.#lookup(to);
       const taskKey = this.#taskKey(taskId);
@@ -474,6 +499,7 @@ export class PeerSessions {
         body,
         signer: taskKey.signer,
         sealed: new Map(),
+        nonces: new Map(),
         unsigned: [],
         timer: undefined,
         announced: false,
@@ -711,13 +737,32 @@ export class PeerSessions {
         details: { from: session.from, taskId: session.taskId.toString() },
       });
     }
-    this.#digestDelivered(session);
+    // The usual case on one ordered connection: the checkpoint lists exactly the frames delivered
+    // since the last one, in their order, and nothing is owed from before. Then they are covered
+    // as they stand, and no digest needs remembering.
+    let digested: Buffer[] | undefined;
+    const listed = checkpoint.digests;
+    if (session.pending === 0 && listed.length > 0 && listed.length === session.undigested.size) {
+      digested = [];
+      let inOrder = true;
+      for (const unsigned of session.undigested.values()) {
+        const d = frameDigest(unsigned);
+        if (inOrder && !d.equals(listed[digested.length]!)) inOrder = false;
+        digested.push(d);
+      }
+      if (inOrder) {
+        session.undigested.clear();
+        return;
+      }
+    }
+    this.#digestDelivered(session, digested);
     const coverage = this.#coverageOf(session.taskKey);
-    for (const d of checkpoint.digests) {
+    for (const d of listed) {
       const k = d.toString("latin1");
       const state = session.digests.get(k);
       if (state === UNCOVERED) {
         session.digests.set(k, COVERED);
+        session.pending--;
         coverage.uncovered--;
       } else if (state === undefined) {
         if (session.digests.size >= MAX_TRACKED_DIGESTS) {
@@ -726,6 +771,7 @@ export class PeerSessions {
           });
         }
         session.digests.set(k, PRECOVERED);
+        session.pending++;
       }
     }
     if (coverage.uncovered === 0) this.#wake(coverage);
@@ -736,17 +782,23 @@ export class PeerSessions {
    * and counts the ones no checkpoint covers yet. Done when a checkpoint
    * arrives or settled() asks, not per frame: a batch of small hashes runs
    * warm, one on a loaded node's round path measured ~25 µs instead of ~3.
+   * `digested`: their digests in delivery order, when the caller took them.
    */
-  #digestDelivered(session: Inbound): void {
+  #digestDelivered(session: Inbound, digested?: readonly Buffer[]): void {
     if (session.undigested.size === 0) return;
     const coverage = this.#coverageOf(session.taskKey);
+    let i = 0;
     for (const unsigned of session.undigested.values()) {
-      const k = frameDigest(unsigned).toString("latin1");
+      const k = (digested?.[i++] ?? frameDigest(unsigned)).toString("latin1");
       const state = session.digests.get(k);
       if (state === undefined) {
         session.digests.set(k, UNCOVERED);
+        session.pending++;
         coverage.uncovered++;
-      } else if (state === PRECOVERED) session.digests.set(k, COVERED);
+      } else if (state === PRECOVERED) {
+        session.digests.set(k, COVERED);
+        session.pending--;
+      }
     }
     session.undigested.clear();
   }
@@ -841,6 +893,7 @@ export class PeerSessions {
       streamKeys,
       keystream: new FrameKeystream(streamKeys.cipherKey),
       digests: new Map(),
+      pending: 0,
       labels: new Map(),
       undigested: new Map(),
     };
@@ -900,6 +953,7 @@ export class PeerSessions {
       if (!(entry instanceof Promise) && entry.taskKey === id) this.#inbound.delete(key);
     }
     if (this.#lastInbound?.taskKey === id) this.#lastInbound = undefined;
+    if (this.#lastOutbound?.taskKey === id) this.#lastOutbound = undefined;
     this.#taskKeys.delete(id);
     const coverage = this.#coverage.get(id);
     if (coverage !== undefined) {

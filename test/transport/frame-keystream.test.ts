@@ -31,7 +31,7 @@ describe("transport/frame-keystream", () => {
     let offset = 0;
     for (const [i, n] of sizes.entries()) {
       const payload = Buffer.alloc(n, i + 1);
-      const record = recordBytesOf(sealStreamFrame({ sessionBody, keystream: sender, offset: sender.position, round: i, gate: Buffer.from(`mul:${i}`), payload }));
+      const record = recordBytesOf(sealStreamFrame({ sessionBody, keystream: sender, offset: sender.position, round: i, gate: `mul:${i}`, payload }));
       const frame = parseFrame(record);
       expect(frame.offset).to.equal(offset);
       const pad = reference.subarray(offset + STREAM_KEY_BYTES, offset + STREAM_KEY_BYTES + n);

@@ -3,7 +3,7 @@ import { expect } from "chai";
 import { Wallet, getAddress } from "ethers";
 import { ConsortError } from "../../node/errors.ts";
 import { addressToBytes, uint256ToBytes } from "../../node/transport/binary-codec.ts";
-import { CHECKPOINT_RECORD, FRAME_FLAG_STREAM, decodeSession, frameDigest, parseFrame, recordBytesOf, sealFrame, verifyFrameEvidence } from "../../node/transport/peer-frame.ts";
+import { CHECKPOINT_RECORD, FRAME_FLAG_STREAM, FRAME_RECORD, decodeSession, frameDigest, parseFrame, recordBytesOf, sealFrame, verifyFrameEvidence } from "../../node/transport/peer-frame.ts";
 import { StaticSecrets, directionKey } from "../../node/transport/session-keys.ts";
 import { PeerSessions } from "../../node/transport/peer-sessions.ts";
 import type { FrameSigning } from "../../node/transport/peer-sessions.ts";
@@ -332,6 +332,33 @@ describe("transport/peer-sessions checkpoints", () => {
     await t.b.sessions.settled(TASK, 20);
     // Another task has nothing to wait for.
     await t.b.sessions.settled(OTHER_TASK, 20);
+  });
+
+  it("covers frames a checkpoint lists in delivery order at once, and matches them by digest when the order differs", async () => {
+    t.link.hold = [];
+    const to = t.b.party.wallet.address;
+    for (const r of [1, 2, 3]) await t.a.sessions.send(label(r), to, bytes(32, r));
+    await t.a.sessions.flush(TASK);
+    const inOrder = t.link.hold.splice(0);
+    expect(inOrder.map((r) => r[0])).to.deep.equal([FRAME_RECORD, FRAME_RECORD, FRAME_RECORD, CHECKPOINT_RECORD]);
+    for (const record of inOrder) await t.b.sessions.receive(record);
+    await t.b.sessions.settled(TASK, 20);
+    // Frames 5 then 4, then the checkpoint listing 4 and 5.
+    for (const r of [4, 5]) await t.a.sessions.send(label(r), to, bytes(32, r));
+    await t.a.sessions.flush(TASK);
+    const [f4, f5, checkpoint] = t.link.hold.splice(0) as [Buffer, Buffer, Buffer];
+    await t.b.sessions.receive(f5);
+    await t.b.sessions.receive(f4);
+    await t.b.sessions.receive(checkpoint);
+    await t.b.sessions.settled(TASK, 20);
+    // A frame no checkpoint lists yet keeps the task unsettled, in either path.
+    await t.a.sessions.send(label(6), to, bytes(32, 6));
+    await t.b.sessions.receive(t.link.hold.splice(0)[0]!);
+    expect((await rejection(t.b.sessions.settled(TASK, 20))).code).to.equal("PROTOCOL_TIMEOUT");
+    await t.a.sessions.flush(TASK);
+    await t.b.sessions.receive(t.link.hold.splice(0)[0]!);
+    await t.b.sessions.settled(TASK, 20);
+    expect(t.b.received.map((f) => f.label.round)).to.deep.equal([1, 2, 3, 5, 4, 6]);
   });
 
   it("counts a frame whose checkpoint came first as covered, and a re-delivered frame once", async () => {
