@@ -8,6 +8,7 @@ import { loadRegistryArtifact } from "../chain/registry-artifact.ts";
 import { RegistryClient } from "../chain/registry-client.ts";
 import { connectProvider } from "../chain/rpc-provider.ts";
 import { ConsortError, isConsortError, toConsortError } from "../errors.ts";
+import { toHex } from "../transport/binary-codec.ts";
 import { inputCommitment, shareDigest, type InputContext } from "../math/commitment.ts";
 import { decodeProgram, programHash } from "../program/program-encoding.ts";
 import { programDataOwnerCount } from "../program/program.ts";
@@ -272,7 +273,7 @@ export class ConsortNode {
     const shares = [...this.store.getRequesterShares(task.taskId).values()].map((payload) => hexlify(payload));
     const sealed = sealOutputResponse(request, this.address, new TextEncoder().encode(JSON.stringify(shares)));
     this.logger.info({ taskId: request.taskId, outputs: shares.length }, "requester outputs released to the requester");
-    return { party: this.address, sealed: hexlify(sealed) };
+    return { party: this.address, sealed: toHex(sealed) };
   }
 
   private knownTask(taskId: bigint): StoredTask {

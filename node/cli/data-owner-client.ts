@@ -5,6 +5,7 @@ import { randomBytes } from "@noble/hashes/utils.js";
 import type { RegistryClient } from "../chain/registry-client.ts";
 import { findTaskCreated } from "../chain/task-events.ts";
 import { ConsortError, toConsortError } from "../errors.ts";
+import { hexBytes, toHex } from "../transport/binary-codec.ts";
 import { commitInputShares, type InputContext } from "../math/commitment.ts";
 import { decodeFieldVector, encodeFieldVector } from "../math/field.ts";
 import type { Rng } from "../math/rng.ts";
@@ -66,6 +67,13 @@ interface PendingSubmission {
 
 function pendingFile(stateDir: string, chainId: bigint, registry: string, taskId: bigint, owner: string): string {
   return join(stateDir, `pending-input-${chainId}-${registry.toLowerCase()}-${taskId}-${owner.toLowerCase()}.json`);
+}
+
+/** Bytes of a hex field of the pending submission; STORE_FAILED if the state file was damaged. */
+function storedHex(hex: string | undefined, what: string): Uint8Array {
+  const bytes = hexBytes(hex);
+  if (bytes === undefined) throw new ConsortError("STORE_FAILED", `the pending submission's ${what} is not hex bytes: the state file is damaged`, { details: { field: what } });
+  return bytes;
 }
 
 function writePending(file: string, pending: PendingSubmission): void {
@@ -167,7 +175,7 @@ export async function submitInput(options: SubmitInputOptions): Promise<SubmitIn
       commitment: hexlify(committed.commitment),
       digests: committed.digests.map((d) => hexlify(d)),
       salts: committed.salts.map((s) => hexlify(s)),
-      shares: sharesByParty.map((s) => hexlify(encodeFieldVector(s))),
+      shares: sharesByParty.map((s) => toHex(encodeFieldVector(s))),
       delivered: [],
     };
     // Persist before the transaction: if we crash after it is mined, the shares are not lost.
@@ -193,7 +201,7 @@ export async function submitInput(options: SubmitInputOptions): Promise<SubmitIn
       }
       try {
         const record = await registry.getParty(party);
-        const sealed = sealSharePayload(getBytes(record.encryptionKey), getBytes(pending.salts[index]!), decodeFieldVector(getBytes(pending.shares[index]!)), {
+        const sealed = sealSharePayload(getBytes(record.encryptionKey), storedHex(pending.salts[index], "salt"), decodeFieldVector(storedHex(pending.shares[index], "shares")), {
           chainId,
           registry: registry.address,
           taskId,
@@ -209,7 +217,7 @@ export async function submitInput(options: SubmitInputOptions): Promise<SubmitIn
             dataOwner,
             party,
             digests: pending.digests,
-            sealed: hexlify(sealed),
+            sealed: toHex(sealed),
           },
           signer as Parameters<typeof signShareSubmission>[1],
         );
