@@ -75,6 +75,11 @@ export interface FrameRoutesOptions {
    * write with others; defaults to 10 ms. Rejections are sent at once.
    */
   ackDelayMs?: number;
+  /**
+   * An upgraded connection with no traffic in either direction for between
+   * this and twice this long is closed; defaults to 120 s.
+   */
+  upgradedIdleMs?: number;
   /** Receives one structured event per rejected record (level, status, code, and for 500s the real error). */
   logger?: (event: Record<string, unknown>) => void;
 }
@@ -194,9 +199,32 @@ export function createFrameRoutes(options: FrameRoutesOptions): FrameRoutes {
   if (!Number.isFinite(ackDelayMs) || ackDelayMs < 0) {
     throw new ConsortError("CONFIG_INVALID", `ackDelayMs must be a non-negative number, got ${describeValue(ackDelayMs)}`);
   }
+  const upgradedIdleMs = options.upgradedIdleMs ?? UPGRADED_IDLE_MS;
+  if (!Number.isSafeInteger(upgradedIdleMs) || upgradedIdleMs <= 0) {
+    throw new ConsortError("CONFIG_INVALID", `upgradedIdleMs must be a positive integer, got ${describeValue(upgradedIdleMs)}`);
+  }
   const maxBytes = options.maxRecordBytes;
   /** Sockets of open streams, streamed POSTs and upgraded connections alike. */
   const streams = new Set<Duplex>();
+  /**
+   * Upgraded connections and their traffic (bytes read + written) at the
+   * last sweep. Idle ones are found by a sweep every upgradedIdleMs, not by
+   * socket.setTimeout: that re-arms a timer on every read and write, a few
+   * µs per frame on the round path.
+   */
+  const upgraded = new Map<Socket, number>();
+  let sweep: NodeJS.Timeout | undefined;
+  const sweepIdle = () => {
+    for (const [socket, seen] of upgraded) {
+      const traffic = socket.bytesRead + socket.bytesWritten;
+      if (traffic === seen) socket.destroy();
+      else upgraded.set(socket, traffic);
+    }
+    if (upgraded.size === 0) {
+      clearInterval(sweep);
+      sweep = undefined;
+    }
+  };
   const log = (event: Record<string, unknown>) => {
     try {
       options.logger?.(event);
@@ -349,7 +377,12 @@ export function createFrameRoutes(options: FrameRoutesOptions): FrameRoutes {
     }
     if (socket instanceof Socket) {
       socket.setNoDelay(true);
-      socket.setTimeout(UPGRADED_IDLE_MS, () => socket.destroy());
+      upgraded.set(socket, -1);
+      socket.on("close", () => upgraded.delete(socket));
+      if (sweep === undefined) {
+        sweep = setInterval(sweepIdle, upgradedIdleMs);
+        sweep.unref();
+      }
     }
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${FRAME_UPGRADE_PROTOCOL}\r\n\r\n`);
     streams.add(socket);
@@ -454,6 +487,9 @@ export function createFrameRoutes(options: FrameRoutesOptions): FrameRoutes {
     closeStreams() {
       for (const socket of streams) socket.destroy();
       streams.clear();
+      upgraded.clear();
+      clearInterval(sweep);
+      sweep = undefined;
     },
   };
 }

@@ -46,7 +46,7 @@ interface HttpNode {
 async function httpNode(
   p: Party,
   world: World,
-  options: { link?: HttpFrameLinkOptions; sessions?: Partial<PeerSessionsOptions>; port?: number; maxRecordBytes?: number } = {},
+  options: { link?: HttpFrameLinkOptions; sessions?: Partial<PeerSessionsOptions>; port?: number; maxRecordBytes?: number; upgradedIdleMs?: number } = {},
 ): Promise<HttpNode> {
   const store = NodeStore.open(":memory:");
   const mailbox = new PeerMailbox();
@@ -71,7 +71,13 @@ async function httpNode(
   const api = await startNodeApi(
     createNodeApi(handlers, { maxMessageBytes: 1024 }),
     { host: "127.0.0.1", port: options.port ?? 0 },
-    { frames: { receive: (record) => sessions.receive(record), maxRecordBytes: options.maxRecordBytes ?? 8 * 1024 * 1024 } },
+    {
+      frames: {
+        receive: (record) => sessions.receive(record),
+        maxRecordBytes: options.maxRecordBytes ?? 8 * 1024 * 1024,
+        ...(options.upgradedIdleMs === undefined ? {} : { upgradedIdleMs: options.upgradedIdleMs }),
+      },
+    },
   );
   let streams = 0;
   let upgrades = 0;
@@ -223,6 +229,27 @@ describe("transport/frame-http (real HTTP on 127.0.0.1)", function () {
     expect((await upgradeTo("/v1/frames/stream", "consort-frames/1", "PUT")).status).to.equal(405);
     const elsewhere = await upgradeTo("/v1/health", "consort-frames/1");
     expect([elsewhere.status, (JSON.parse(elsewhere.body) as { error: { code: string } }).error.code]).to.deep.equal([404, "NOT_FOUND"]);
+  });
+
+  it("closes an upgraded connection that carries nothing for the idle time, and keeps a busy one", async () => {
+    // Clients that keep streams open far longer than the server's idle time.
+    await start({ upgradedIdleMs: 300, link: { idleStreamMs: 60_000 } });
+    await rounds(nodes, 1, 1);
+    expect(nodes.map((n) => n.upgrades())).to.deep.equal([2, 2, 2]);
+    // Busy: a round every ~50 ms for over two idle times rides the same connections.
+    const task = (id: bigint) => {
+      world.tasks.set(id, nodes.map((n) => n.party.wallet.address));
+      return id;
+    };
+    for (let r = 0; r < 12; r++) {
+      await rounds(nodes, 1, 1, task(TASK + 1n + BigInt(r)));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(nodes.map((n) => n.upgrades())).to.deep.equal([2, 2, 2]);
+    // Idle for more than twice the idle time: the servers close them, and the next round opens new ones.
+    await new Promise((resolve) => setTimeout(resolve, 750));
+    await rounds(nodes, 1, 1, task(TASK + 20n));
+    expect(nodes.map((n) => n.upgrades())).to.deep.equal([4, 4, 4]);
   });
 
   it("carries multi-megabyte frames intact over a stream", async () => {
