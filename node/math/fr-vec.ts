@@ -425,6 +425,9 @@ const BARRETT_SHIFT = BARRETT_BITS - 253n;
 
 /** t mod r in [0, r) for any bigint t (bigint % keeps the dividend's sign, hence the fix-up). */
 function reduce(t: bigint): bigint {
+  // A small negative sum (a combination with coefficients like -1 or -3): lift it by
+  // k·r with k = floor(-t / 2^253) + 1, so k·r > -t (r > 2^253), a small product.
+  if (t < 0n && t > -BARRETT_LIMIT) t += ((-t >> 253n) + 1n) * FR_MODULUS;
   if (t >= 0n && t < BARRETT_LIMIT) {
     if (t < FR_MODULUS) return t;
     let z = t - (((t >> 253n) * BARRETT_MU) >> BARRETT_SHIFT) * FR_MODULUS;

@@ -130,7 +130,7 @@ export class RingResharing {
   readonly #previous: number;
   readonly #lambda: bigint;
   readonly #coefficients: readonly [bigint, bigint];
-  /** z's combination of (d_self, F(k_self), F(k_{self-1})): (λ_self, 1, -1 mod r), one pass instead of three. */
+  /** z's combination of (d_self, F(k_self), F(k_{self-1})): (λ_self, 1, -1), one pass instead of three. */
   readonly #maskCoefficients: readonly [bigint, bigint, bigint];
   readonly #rng: Rng;
   #started = false;
@@ -149,7 +149,8 @@ export class RingResharing {
     this.#previous = (ctx.self + 2) % 3;
     this.#lambda = lagrangeAtZero([0, 1, 2])[ctx.self]!;
     this.#coefficients = ringConversionCoefficients(ctx.self);
-    this.#maskCoefficients = [this.#lambda, 1n, FR_MODULUS - 1n];
+    // Signed (λ is 3, -3 or 1): products by small integers, where r - 3 and r - 1 cost 254-bit ones.
+    this.#maskCoefficients = [this.#lambda > FR_MODULUS / 2n ? this.#lambda - FR_MODULUS : this.#lambda, 1n, -1n];
     this.#rng = ctx.rng;
   }
 
