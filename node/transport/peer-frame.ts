@@ -350,22 +350,18 @@ export interface SealedRecord {
 }
 
 /**
- * A frame's SealedRecord whose digest is computed from `unsigned` (the frame
- * without signature) when first asked. A class, not an object literal with
- * a getter: one is made per frame on the round path, and a literal with an
- * accessor is built by the runtime, with a fresh getter closure, each time.
+ * The digest of a frame's bytes without signature (`unsigned`), computed
+ * when first asked: a frame signed by a checkpoint has it taken when the
+ * checkpoint is made or checked, in a batch. A class, not an object literal
+ * with a getter: one is made per frame sent and received on the round path,
+ * and a literal with an accessor is built by the runtime, with a fresh
+ * getter closure, each time.
  */
-class FrameRecord implements SealedRecord {
-  readonly parts: readonly Buffer[];
-  readonly recordBytes: number;
-  readonly tag: Buffer;
+export class LazyFrameDigest {
   readonly #unsigned: Uint8Array | readonly Uint8Array[];
   #digest: Buffer | undefined;
 
-  constructor(parts: Buffer[], recordBytes: number, unsigned: Uint8Array | readonly Uint8Array[], tag: Buffer, digest: Buffer | undefined) {
-    this.parts = parts;
-    this.recordBytes = recordBytes;
-    this.tag = tag;
+  constructor(unsigned: Uint8Array | readonly Uint8Array[], digest: Buffer | undefined) {
     this.#unsigned = unsigned;
     this.#digest = digest;
   }
@@ -376,8 +372,18 @@ class FrameRecord implements SealedRecord {
   }
 }
 
-function frameRecord(parts: Buffer[], recordBytes: number, unsigned: Uint8Array | readonly Uint8Array[], tag: Buffer, digest?: Buffer): SealedRecord {
-  return new FrameRecord(parts, recordBytes, unsigned, tag, digest);
+/** A frame's SealedRecord. */
+class FrameRecord extends LazyFrameDigest implements SealedRecord {
+  readonly parts: readonly Buffer[];
+  readonly recordBytes: number;
+  readonly tag: Buffer;
+
+  constructor(parts: Buffer[], recordBytes: number, unsigned: Uint8Array | readonly Uint8Array[], tag: Buffer, digest?: Buffer) {
+    super(unsigned, digest);
+    this.parts = parts;
+    this.recordBytes = recordBytes;
+    this.tag = tag;
+  }
 }
 
 /** The record of `sealed` as one buffer (for tests and plain POSTs of small records). */
@@ -433,15 +439,15 @@ export function sealFrame(args: SealFrameArgs): SealedRecord {
     ciphertext.copy(head, 4 + headerBytes);
     tag.copy(head, 4 + headerBytes + payload.length);
     const unsigned = head.subarray(4, 4 + headerBytes + C);
-    if (signer === undefined) return frameRecord([head], recordBytes, unsigned, tag);
+    if (signer === undefined) return new FrameRecord([head], recordBytes, unsigned, tag);
     const digest = frameDigest(unsigned);
     cryptoSign(null, frameSignatureInput(digest), signer).copy(head, 4 + headerBytes + C);
-    return frameRecord([head], recordBytes, unsigned, tag, digest);
+    return new FrameRecord([head], recordBytes, unsigned, tag, digest);
   }
   const unsigned = [header, ciphertext, tag];
-  if (signer === undefined) return frameRecord([head, ciphertext, tag], recordBytes, unsigned, tag);
+  if (signer === undefined) return new FrameRecord([head, ciphertext, tag], recordBytes, unsigned, tag);
   const digest = frameDigest(unsigned);
-  return frameRecord([head, ciphertext, Buffer.concat([tag, cryptoSign(null, frameSignatureInput(digest), signer)])], recordBytes, unsigned, tag, digest);
+  return new FrameRecord([head, ciphertext, Buffer.concat([tag, cryptoSign(null, frameSignatureInput(digest), signer)])], recordBytes, unsigned, tag, digest);
 }
 
 export interface SealStreamFrameArgs {
@@ -495,10 +501,10 @@ export function sealStreamFrame(args: SealStreamFrameArgs): SealedRecord {
   streamTagInto(stream, out, 4, at + n, out, at + n);
   const tag = out.subarray(at + n, at + n + TAG_BYTES);
   const unsigned = out.subarray(4, 4 + headerBytes + C);
-  if (signer === undefined) return frameRecord([out], recordBytes, unsigned, tag);
+  if (signer === undefined) return new FrameRecord([out], recordBytes, unsigned, tag);
   const digest = frameDigest(unsigned);
   cryptoSign(null, frameSignatureInput(digest), signer).copy(out, 4 + headerBytes + C);
-  return frameRecord([out], recordBytes, unsigned, tag, digest);
+  return new FrameRecord([out], recordBytes, unsigned, tag, digest);
 }
 
 /** A frame split into its fields; nothing is verified but the structure. */

@@ -50,6 +50,7 @@ import { HttpFrameLink } from "./frame-link.ts";
 import type { FrameLink } from "./frame-link.ts";
 import {
   CHECKPOINT_RECORD,
+  LazyFrameDigest,
   MAX_CHECKPOINT_FRAMES,
   SESSION_END,
   SESSION_START,
@@ -73,7 +74,6 @@ import {
 } from "./peer-frame.ts";
 import type { ParsedFrame, SealedRecord } from "./peer-frame.ts";
 import { FrameKeystream, KEYSTREAM_BYTES, STREAM_KEY_BYTES, STREAM_MAX_PAYLOAD, frameStreamKeys } from "./frame-keystream.ts";
-import type { FrameStreamKeys } from "./frame-keystream.ts";
 import { assertMessageLabel, labelKey } from "./peer-message.ts";
 import type { MessageLabel } from "./peer-message.ts";
 import { StaticSecrets, directionKey } from "./session-keys.ts";
@@ -145,7 +145,6 @@ interface Outbound {
   readonly taskKey: string;
   readonly to: string;
   readonly key: KeyObject;
-  readonly streamKeys: FrameStreamKeys;
   /** Where small frames are sealed from (./frame-keystream.ts). */
   readonly keystream: FrameKeystream;
   readonly body: Buffer;
@@ -176,7 +175,6 @@ interface Inbound {
   readonly from: string;
   readonly frameKey: KeyObject;
   readonly key: KeyObject;
-  readonly streamKeys: FrameStreamKeys;
   readonly keystream: FrameKeystream;
   readonly digests: Map<string, number>;
   /** Entries of `digests` that are UNCOVERED or PRECOVERED. */
@@ -188,24 +186,16 @@ interface Inbound {
 }
 
 /** An AcceptedFrame whose digest is taken when first asked (a class: one is made per frame received). */
-class DeliveredFrame implements AcceptedFrame {
+class DeliveredFrame extends LazyFrameDigest implements AcceptedFrame {
   readonly label: MessageLabel;
   readonly from: string;
   readonly payload: Uint8Array;
-  readonly #unsigned: Uint8Array;
-  #digest: Buffer | undefined;
 
   constructor(label: MessageLabel, from: string, payload: Uint8Array, unsigned: Uint8Array, digest: Buffer | undefined) {
+    super(unsigned, digest);
     this.label = label;
     this.from = from;
     this.payload = payload;
-    this.#unsigned = unsigned;
-    this.#digest = digest;
-  }
-
-  get digest(): Buffer {
-    this.#digest ??= frameDigest(this.#unsigned);
-    return this.#digest;
   }
 }
 
@@ -488,14 +478,12 @@ export class PeerSessions {
         frameKey: taskKey.publicKey,
         certificate: taskKey.certificate,
       });
-      const streamKeys = frameStreamKeys(key);
       return {
         taskId,
         taskKey: taskId.toString(),
         to,
         key,
-        streamKeys,
-        keystream: new FrameKeystream(streamKeys.cipherKey),
+        keystream: new FrameKeystream(frameStreamKeys(key).cipherKey),
         body,
         signer: taskKey.signer,
         sealed: new Map(),
@@ -882,7 +870,6 @@ export class PeerSessions {
       to: this.#selfBytes,
       frameKey: session.frameKey,
     });
-    const streamKeys = frameStreamKeys(key);
     return {
       body: Buffer.from(record.subarray(SESSION_START, SESSION_END)),
       taskId: session.taskId,
@@ -890,8 +877,7 @@ export class PeerSessions {
       from: session.from,
       frameKey,
       key,
-      streamKeys,
-      keystream: new FrameKeystream(streamKeys.cipherKey),
+      keystream: new FrameKeystream(frameStreamKeys(key).cipherKey),
       digests: new Map(),
       pending: 0,
       labels: new Map(),
