@@ -21,6 +21,9 @@ export const POLY1305_TAG_BYTES = 16;
 
 /** The final partial block, padded (RFC 8439 §2.5.1: a 0x01 byte, then zeros). */
 const last = new Uint8Array(16);
+/** The accumulator's limbs and h + 5 - 2^130's, for the final reduction. */
+const limbs = new Uint32Array(10);
+const reduced = new Uint32Array(10);
 /** The reduced accumulator as eight 16-bit words, before s is added. */
 const words = new Uint32Array(8);
 
@@ -198,93 +201,53 @@ export function poly1305Into(
   }
 
   // Full carry, then h mod p: g = h + 5 - 2^130 is taken if it does not borrow (h >= p).
-  let c = h1 >>> 13;
-  h1 &= 0x1fff;
-  h2 += c;
-  c = h2 >>> 13;
-  h2 &= 0x1fff;
-  h3 += c;
-  c = h3 >>> 13;
-  h3 &= 0x1fff;
-  h4 += c;
-  c = h4 >>> 13;
-  h4 &= 0x1fff;
-  h5 += c;
-  c = h5 >>> 13;
-  h5 &= 0x1fff;
-  h6 += c;
-  c = h6 >>> 13;
-  h6 &= 0x1fff;
-  h7 += c;
-  c = h7 >>> 13;
-  h7 &= 0x1fff;
-  h8 += c;
-  c = h8 >>> 13;
-  h8 &= 0x1fff;
-  h9 += c;
-  c = h9 >>> 13;
-  h9 &= 0x1fff;
-  h0 += c * 5;
-  c = h0 >>> 13;
-  h0 &= 0x1fff;
-  h1 += c;
-  c = h1 >>> 13;
-  h1 &= 0x1fff;
-  h2 += c;
-
-  let g0 = h0 + 5;
-  c = g0 >>> 13;
-  g0 &= 0x1fff;
-  let g1 = h1 + c;
-  c = g1 >>> 13;
-  g1 &= 0x1fff;
-  let g2 = h2 + c;
-  c = g2 >>> 13;
-  g2 &= 0x1fff;
-  let g3 = h3 + c;
-  c = g3 >>> 13;
-  g3 &= 0x1fff;
-  let g4 = h4 + c;
-  c = g4 >>> 13;
-  g4 &= 0x1fff;
-  let g5 = h5 + c;
-  c = g5 >>> 13;
-  g5 &= 0x1fff;
-  let g6 = h6 + c;
-  c = g6 >>> 13;
-  g6 &= 0x1fff;
-  let g7 = h7 + c;
-  c = g7 >>> 13;
-  g7 &= 0x1fff;
-  let g8 = h8 + c;
-  c = g8 >>> 13;
-  g8 &= 0x1fff;
-  let g9 = h9 + c;
-  c = g9 >>> 13;
-  g9 &= 0x1fff;
+  // Once per tag, so on arrays (the block loop above keeps its limbs in locals).
+  const h = limbs;
+  h[0] = h0;
+  h[1] = h1;
+  h[2] = h2;
+  h[3] = h3;
+  h[4] = h4;
+  h[5] = h5;
+  h[6] = h6;
+  h[7] = h7;
+  h[8] = h8;
+  h[9] = h9;
+  let c = h[1]! >>> 13;
+  h[1]! &= 0x1fff;
+  for (let i = 2; i < 10; i++) {
+    h[i]! += c;
+    c = h[i]! >>> 13;
+    h[i]! &= 0x1fff;
+  }
+  h[0]! += c * 5;
+  c = h[0]! >>> 13;
+  h[0]! &= 0x1fff;
+  h[1]! += c;
+  c = h[1]! >>> 13;
+  h[1]! &= 0x1fff;
+  h[2]! += c;
+  const g = reduced;
+  c = 5;
+  for (let i = 0; i < 10; i++) {
+    g[i] = h[i]! + c;
+    c = g[i]! >>> 13;
+    g[i]! &= 0x1fff;
+  }
   // c = 1 iff h + 5 >= 2^130, i.e. h >= p: then h - p = g (its bit 130 dropped above), else h.
   const useG = -c & 0x1fff;
   const useH = ~useG & 0x1fff;
-  h0 = (h0 & useH) | (g0 & useG);
-  h1 = (h1 & useH) | (g1 & useG);
-  h2 = (h2 & useH) | (g2 & useG);
-  h3 = (h3 & useH) | (g3 & useG);
-  h4 = (h4 & useH) | (g4 & useG);
-  h5 = (h5 & useH) | (g5 & useG);
-  h6 = (h6 & useH) | (g6 & useG);
-  h7 = (h7 & useH) | (g7 & useG);
-  h8 = (h8 & useH) | (g8 & useG);
-  h9 = (h9 & useH) | (g9 & useG);
+  for (let i = 0; i < 10; i++) h[i] = (h[i]! & useH) | (g[i]! & useG);
 
   // Repack into eight 16-bit words and add s mod 2^128.
-  words[0] = (h0 | (h1 << 13)) & 0xffff;
-  words[1] = ((h1 >>> 3) | (h2 << 10)) & 0xffff;
-  words[2] = ((h2 >>> 6) | (h3 << 7)) & 0xffff;
-  words[3] = ((h3 >>> 9) | (h4 << 4)) & 0xffff;
-  words[4] = ((h4 >>> 12) | (h5 << 1) | (h6 << 14)) & 0xffff;
-  words[5] = ((h6 >>> 2) | (h7 << 11)) & 0xffff;
-  words[6] = ((h7 >>> 5) | (h8 << 8)) & 0xffff;
-  words[7] = ((h8 >>> 8) | (h9 << 5)) & 0xffff;
+  words[0] = (h[0]! | (h[1]! << 13)) & 0xffff;
+  words[1] = ((h[1]! >>> 3) | (h[2]! << 10)) & 0xffff;
+  words[2] = ((h[2]! >>> 6) | (h[3]! << 7)) & 0xffff;
+  words[3] = ((h[3]! >>> 9) | (h[4]! << 4)) & 0xffff;
+  words[4] = ((h[4]! >>> 12) | (h[5]! << 1) | (h[6]! << 14)) & 0xffff;
+  words[5] = ((h[6]! >>> 2) | (h[7]! << 11)) & 0xffff;
+  words[6] = ((h[7]! >>> 5) | (h[8]! << 8)) & 0xffff;
+  words[7] = ((h[8]! >>> 8) | (h[9]! << 5)) & 0xffff;
   let f = 0;
   for (let j = 0; j < 8; j++) {
     f = words[j]! + u16(key, keyOffset + 16 + 2 * j) + (f >>> 16);
