@@ -27,20 +27,13 @@ import { LocalNetwork } from "../node/protocol/local-network.ts";
 import type { BitMethod } from "../node/protocol/preprocessing.ts";
 import { runProgram, type ProgramRun } from "../node/protocol/program-runner.ts";
 import { chunkedRng } from "../node/protocol/round-network.ts";
+import { benchArgument } from "./bench-argument.ts";
 
-function argument(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const value = Number(process.argv[i + 1]);
-  if (!Number.isSafeInteger(value) || value < 1) throw new Error(`--${name} needs a positive integer`);
-  return value;
-}
-
-const parties = argument("parties", 3);
+const parties = benchArgument("parties", 3);
 const threshold = Math.floor((parties - 1) / 2);
-const mulCount = argument("mul", 100_000);
-const cmpCount = argument("cmp", 10_000);
-const repeat = argument("repeat", 3);
+const mulCount = benchArgument("mul", 100_000);
+const cmpCount = benchArgument("cmp", 10_000);
+const repeat = benchArgument("repeat", 3);
 const bitsIndex = process.argv.indexOf("--bits");
 const bitArgument = bitsIndex < 0 ? undefined : process.argv[bitsIndex + 1];
 if (bitArgument !== undefined && bitArgument !== "xor" && bitArgument !== "square") throw new Error("--bits takes xor or square");
@@ -140,7 +133,7 @@ async function best(name: string, program: Program, values: Record<string, bigin
 
 // Round latency of the engine alone: --depth dependent multiplications x <- x * y (one round each).
 {
-  const depth = argument("depth", 1_000);
+  const depth = benchArgument("depth", 1_000);
   const p = new ProgramBuilder("bench-depth");
   let x = p.input("x", { owner: 0, type: field() });
   const y = p.input("y", { owner: 1, type: field() });

@@ -34,17 +34,10 @@ import type { FrameLink } from "../node/transport/frame-link.ts";
 import { labelKey } from "../node/transport/peer-message.ts";
 import { recordBytesOf, type SealedRecord } from "../node/transport/peer-frame.ts";
 import { PeerSessions } from "../node/transport/peer-sessions.ts";
+import { benchArgument } from "./bench-argument.ts";
 
-function argument(name: string, fallback: number): number {
-  const at = process.argv.indexOf(`--${name}`);
-  if (at < 0) return fallback;
-  const value = Number(process.argv[at + 1]);
-  if (!Number.isSafeInteger(value) || value < 1) throw new Error(`--${name} needs a positive integer`);
-  return value;
-}
-
-const ROUNDS = argument("rounds", 15_000);
-const REPEAT = argument("repeat", 3);
+const ROUNDS = benchArgument("rounds", 15_000);
+const REPEAT = benchArgument("repeat", 3);
 const WARMUP_ROUNDS = 3_000;
 const REGISTRY = getAddress("0x" + "5e".repeat(20));
 const TASK = 7n;
