@@ -5,9 +5,9 @@
  * (a multiplication, a comparison, a tournament, the preprocessing). Whenever
  * a task needs communication it files a request here (what to send to each
  * party, how many elements to expect from each) and waits. The batcher
- * flushes when every task is waiting: it is scheduled with setImmediate,
- * which runs only after the microtask queue is empty, i.e. after every task
- * has run as far as it can without the network. All requests filed by then
+ * flushes when every task is waiting: in a tick queued from a microtask,
+ * which Node runs only after the microtask queue is empty, i.e. after every
+ * task has run as far as it can without the network. All requests filed by then
  * travel in ONE RoundNetwork.exchange: per peer, the concatenation of the
  * requests' vectors in (gate, sequence) order. So all independent gates of
  * one depth share a round, and rounds follow the program's depth, not its
@@ -128,15 +128,28 @@ export class RoundBatcher {
     // One round at a time: requests filed while a round is on the wire wait for the next one.
     if (this.#scheduled || this.#inFlight || this.#queue.length === 0) return;
     this.#scheduled = true;
-    setImmediate(() => {
-      this.#scheduled = false;
-      this.#inFlight = true;
-      void this.#flush().finally(() => {
-        this.#inFlight = false;
-        this.#schedule();
-      });
-    });
+    // Flush once the microtask queue is empty, i.e. once every task has run as far as it can
+    // without the network: a microtask queues a tick, and Node runs ticks only after draining
+    // the microtask queue (processTicksAndRejections), whether this runs in synchronous code
+    // or in a microtask. setImmediate gave the same guarantee one event-loop turn later, for an
+    // extra poll of the loop and the immediate queue's bookkeeping in every round.
+    queueMicrotask(this.#afterMicrotasks);
   }
+
+  readonly #afterMicrotasks = (): void => {
+    process.nextTick(this.#run);
+  };
+
+  readonly #run = (): void => {
+    this.#scheduled = false;
+    this.#inFlight = true;
+    void this.#flush().finally(this.#landed);
+  };
+
+  readonly #landed = (): void => {
+    this.#inFlight = false;
+    this.#schedule();
+  };
 
   /** Fails every pending and future request with `error` (the first failure wins). */
   fail(error: unknown): ConsortError {

@@ -46,6 +46,40 @@ describe("RoundBatcher", () => {
     network.close();
   });
 
+  it("waits for every task that can still run without the network: a request filed after a long chain of awaits shares the round", async () => {
+    const network = new LocalNetwork({ parties: 3, recordTraffic: true });
+    // Per party, how many promise hops the late task takes before it files (different at each party),
+    // and where the run starts from: synchronous code, a microtask, a tick.
+    const hops = [1, 200, 1_000];
+    const starts: ((f: () => void) => void)[] = [(f) => f(), (f) => queueMicrotask(f), (f) => process.nextTick(f)];
+    await Promise.all(
+      contexts(3, network).map(
+        (ctx, self) =>
+          new Promise<void>((done, fail) => {
+            starts[self]!(() => {
+              const b = new RoundBatcher(ctx);
+              const one = [0, 1, 2].map(() => vec(1n));
+              const early = b.request({ gate: 1, kind: "mul", send: one, expect: [1, 1, 1] });
+              const late = (async () => {
+                for (let i = 0; i < hops[self]!; i++) await Promise.resolve();
+                return b.request({ gate: 2, kind: "mul", send: one, expect: [1, 1, 1] });
+              })();
+              Promise.all([early, late])
+                .then(() => {
+                  expect(b.rounds).to.equal(1);
+                  done();
+                })
+                .catch(fail);
+            });
+          }),
+      ),
+    );
+    expect([...new Set(network.traffic.map((m) => m.label))]).to.deep.equal(["0/mul:1-2"]);
+    // One message per peer: both requests travelled together.
+    for (let self = 0; self < 3; self++) expect(network.stats(self).messagesSent).to.equal(2);
+    network.close();
+  });
+
   it("runs requests filed after a round in the next round, with the next label", async () => {
     const network = new LocalNetwork({ parties: 3, recordTraffic: true });
     await Promise.all(
