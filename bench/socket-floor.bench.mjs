@@ -7,6 +7,9 @@
  *
  *   MODE=tcp|upgrade|http|h2   raw TCP, an HTTP/1.1 connection upgraded to a raw
  *                              stream, a chunked POST body, or an HTTP/2 stream
+ *   MODE=pull                  raw TCP opened by the RECEIVER, which reads with
+ *                              net's `onread` option (one reused buffer, no
+ *                              Readable stream machinery); implies RING=1
  *   RING=1                     each party sends to one neighbour and hears from
  *                              the other (ring resharing) instead of all-to-all
  *   WORK_US=60                 CPU per message, µs
@@ -20,7 +23,7 @@ import { fork } from "node:child_process";
 import net from "node:net";
 import http from "node:http";
 import http2 from "node:http2";
-const N = 3, ROUNDS = 3000, MODE = process.env.MODE ?? "tcp", RING = process.env.RING === "1";
+const N = 3, ROUNDS = 3000, MODE = process.env.MODE ?? "tcp", RING = process.env.RING === "1" || MODE === "pull";
 if (process.argv[2] === "w") {
   const me = +process.argv[3];
   let got = new Map(); let waiter = null; let round = 0;
@@ -28,14 +31,25 @@ if (process.argv[2] === "w") {
   const onMsg = (r) => { spin(W); got.set(r, (got.get(r) ?? 0) + 1); if (waiter && (got.get(round) ?? 0) >= (RING ? 1 : N - 1)) { const w = waiter; waiter = null; w(); } };
   const parser = () => { let buf = Buffer.alloc(0); return (chunk) => { buf = buf.length ? Buffer.concat([buf, chunk]) : chunk; while (buf.length >= 40) { onMsg(buf.readUInt32BE(0)); buf = buf.subarray(40); } }; };
   let server;
-  if (MODE === "upgrade") { server = http.createServer((req,res)=>{res.end();}); server.on("upgrade", (req, socket, head) => { socket.setNoDelay(true); socket.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: consort-frames\r\nConnection: Upgrade\r\n\r\n"); const p = parser(); if (head.length) p(head); socket.on("data", p); }); }
+  let pullOut;
+  if (MODE === "pull") server = net.createServer((s) => { s.setNoDelay(true); pullOut = s; });
+  else if (MODE === "upgrade") { server = http.createServer((req,res)=>{res.end();}); server.on("upgrade", (req, socket, head) => { socket.setNoDelay(true); socket.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: consort-frames\r\nConnection: Upgrade\r\n\r\n"); const p = parser(); if (head.length) p(head); socket.on("data", p); }); }
   else if (MODE === "h2") { server = http2.createServer(); server.on("stream", (st) => { st.on("data", parser()); }); }
   else if (MODE === "tcp") server = net.createServer((s) => { s.setNoDelay(true); s.on("data", parser()); });
   else server = http.createServer((req, res) => { req.on("data", parser()); });
   server.listen(0, "127.0.0.1", () => process.send({ port: server.address().port }));
   process.on("message", async (m) => {
     const outs = [];
-    for (let j = 0; j < N; j++) if (j !== me) {
+    if (MODE === "pull") {
+      // Connect to the party this one hears from; it writes on the accepted socket.
+      const p = parser();
+      const s = net.connect({ port: m.ports[(me + 1) % 3], host: "127.0.0.1", onread: { buffer: Buffer.alloc(65536), callback: (n, buf) => p(Buffer.from(buf.subarray(0, n))) } });
+      s.setNoDelay(true);
+      await new Promise((r) => s.on("connect", r));
+      // One writer per peer slot, as the other modes have; the ring picks the slot of (me + 2) % 3.
+      outs.push((b) => pullOut.write(b), (b) => pullOut.write(b));
+    }
+    else for (let j = 0; j < N; j++) if (j !== me) {
       if (MODE === "upgrade") { const req = http.request({ host: "127.0.0.1", port: m.ports[j], headers: { Connection: "Upgrade", Upgrade: "consort-frames" } }); req.end(); const s = await new Promise((r) => req.on("upgrade", (res, socket) => r(socket))); s.setNoDelay(true); outs.push((b) => s.write(b)); }
       else if (MODE === "h2") { const c = http2.connect(`http://127.0.0.1:${m.ports[j]}`); const st = c.request({ ":method": "POST", ":path": "/s" }); outs.push((b) => st.write(b)); }
       else if (MODE === "tcp") { const s = net.connect(m.ports[j], "127.0.0.1"); s.setNoDelay(true); await new Promise((r) => s.on("connect", r)); outs.push((b) => s.write(b)); }
