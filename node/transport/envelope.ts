@@ -17,11 +17,11 @@
  * elsewhere.
  */
 import { secp256k1 } from "@noble/curves/secp256k1.js";
-import { xchacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { concatBytes, randomBytes, utf8ToBytes } from "@noble/hashes/utils.js";
 import { ConsortError } from "../errors.ts";
+import { xchachaOpen, xchachaSeal } from "./xchacha20-poly1305.ts";
 
 export const ENVELOPE_VERSION = 0x01;
 const PUBLIC_KEY_BYTES = 33;
@@ -103,8 +103,8 @@ export function sealTo(recipientPublicKey: Uint8Array, plaintext: Uint8Array, aa
   out[0] = ENVELOPE_VERSION;
   out.set(ephemeralPub, 1);
   out.set(nonce, 1 + PUBLIC_KEY_BYTES);
-  // Encrypt straight into the output buffer: batches can be megabytes.
-  xchacha20poly1305(key, nonce, aad).encrypt(plaintext, out.subarray(HEADER_BYTES));
+  // Into the output buffer: batches can be megabytes (the AEAD is node:crypto's, ./xchacha20-poly1305.ts).
+  xchachaSeal(key, nonce, plaintext, aad, out.subarray(HEADER_BYTES));
   key.fill(0);
   return out;
 }
@@ -130,7 +130,7 @@ export function openSealed(privateKey: Uint8Array, sealed: Uint8Array, aad: Uint
     throw fail();
   }
   try {
-    return xchacha20poly1305(key, nonce, aad).decrypt(sealed.subarray(HEADER_BYTES));
+    return xchachaOpen(key, nonce, sealed.subarray(HEADER_BYTES), aad);
   } catch {
     throw fail();
   } finally {
