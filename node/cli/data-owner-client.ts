@@ -1,5 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync } from "node:fs";
 import { getAddress, getBytes, hexlify, type Signer } from "ethers";
 import { randomBytes } from "@noble/hashes/utils.js";
 import type { RegistryClient } from "../chain/registry-client.ts";
@@ -16,6 +15,7 @@ import type { Program } from "../program/program.ts";
 import { postShareSubmission, withRetry } from "../transport/http-client.ts";
 import { sealSharePayload, signShareSubmission } from "../transport/share-submission.ts";
 import { ownerInputLayout } from "./input-layout.ts";
+import { PendingSubmissionFile, type PendingSubmission } from "./pending-submission.ts";
 
 export interface SubmitInputOptions {
   /** The registry, connected with the data owner's signer. */
@@ -51,34 +51,11 @@ export interface SubmitInputResult {
   readonly deliveries: readonly DeliveryOutcome[];
 }
 
-interface PendingSubmission {
-  version: 1;
-  chainId: string;
-  registry: string;
-  taskId: string;
-  dataOwner: string;
-  commitment: string;
-  digests: string[];
-  salts: string[];
-  /** encodeFieldVector per party, hex. */
-  shares: string[];
-  delivered: string[];
-}
-
-function pendingFile(stateDir: string, chainId: bigint, registry: string, taskId: bigint, owner: string): string {
-  return join(stateDir, `pending-input-${chainId}-${registry.toLowerCase()}-${taskId}-${owner.toLowerCase()}.json`);
-}
-
 /** Bytes of a hex field of the pending submission; STORE_FAILED if the state file was damaged. */
 function storedHex(hex: string | undefined, what: string): Uint8Array {
   const bytes = hexBytes(hex);
   if (bytes === undefined) throw new ConsortError("STORE_FAILED", `the pending submission's ${what} is not hex bytes: the state file is damaged`, { details: { field: what } });
   return bytes;
-}
-
-function writePending(file: string, pending: PendingSubmission): void {
-  writeFileSync(`${file}.tmp`, JSON.stringify(pending), { mode: 0o600 });
-  renameSync(`${file}.tmp`, file);
 }
 
 /** The values of one owner's inputs, range-checked against their declared types and laid out in program order. */
@@ -131,23 +108,23 @@ export async function submitInput(options: SubmitInputOptions): Promise<SubmitIn
     throw new ConsortError("NOT_A_DATA_OWNER", `${dataOwner} is not a data owner of task ${taskId}`, { details: { taskId: taskId.toString() } });
   }
   mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
-  const file = pendingFile(options.stateDir, chainId, registry.address, taskId, dataOwner);
+  const file = new PendingSubmissionFile(options.stateDir, chainId, registry.address, taskId, dataOwner);
   const onChain = (await registry.inputCommitments(taskId))[ownerIndex]!;
   const alreadyCommitted = !/^0x0+$/.test(onChain);
 
   let pending: PendingSubmission;
   let commitTx: string | undefined;
   if (alreadyCommitted) {
-    if (!existsSync(file)) {
+    if (!file.exists) {
       throw new ConsortError(
         "DUPLICATE_INPUT",
         `${dataOwner} already committed input ${onChain} to task ${taskId}, and no pending submission is kept in ${options.stateDir} to resume`,
         { details: { taskId: taskId.toString(), commitment: onChain } },
       );
     }
-    pending = JSON.parse(readFileSync(file, "utf8")) as PendingSubmission;
+    pending = file.load();
     if (pending.commitment.toLowerCase() !== onChain.toLowerCase()) {
-      throw new ConsortError("COMMITMENT_MISMATCH", `the pending submission in ${file} does not match the on-chain commitment ${onChain}`);
+      throw new ConsortError("COMMITMENT_MISMATCH", `the pending submission in ${file.path} does not match the on-chain commitment ${onChain}`);
     }
     progress({ step: "resume", commitment: onChain });
   } else {
@@ -179,13 +156,13 @@ export async function submitInput(options: SubmitInputOptions): Promise<SubmitIn
       delivered: [],
     };
     // Persist before the transaction: if we crash after it is mined, the shares are not lost.
-    writePending(file, pending);
+    file.create(pending);
     progress({ step: "commit", commitment: pending.commitment });
     try {
       const receipt = await registry.commitInput(taskId, pending.commitment);
       commitTx = receipt.hash;
     } catch (error) {
-      rmSync(file, { force: true });
+      file.remove();
       throw error;
     }
   }
@@ -245,7 +222,7 @@ export async function submitInput(options: SubmitInputOptions): Promise<SubmitIn
         );
         deliveries.push({ party, status });
         pending.delivered.push(party);
-        writePending(file, pending);
+        file.markDelivered(party);
         progress({ step: "delivered", party, status });
       } catch (error) {
         failures.push(`${party}: ${toConsortError(error).message}`);
@@ -256,9 +233,9 @@ export async function submitInput(options: SubmitInputOptions): Promise<SubmitIn
     throw new ConsortError(
       "PEER_UNREACHABLE",
       `input committed, but ${failures.length} of ${task.parties.length} parties did not take their share (run the same command again to resume): ${failures.join("; ")}`,
-      { retryable: true, details: { pendingFile: file } },
+      { retryable: true, details: { pendingFile: file.path } },
     );
   }
-  rmSync(file, { force: true });
+  file.remove();
   return { taskId, dataOwner, commitment: pending.commitment, commitTx, deliveries };
 }
