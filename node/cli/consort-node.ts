@@ -9,11 +9,11 @@ import { RegistryClient } from "../chain/registry-client.ts";
 import { connectProvider } from "../chain/rpc-provider.ts";
 import { ConsortError, isConsortError, toConsortError } from "../errors.ts";
 import { toHex } from "../transport/binary-codec.ts";
-import { inputCommitment, shareDigest, type InputContext } from "../math/commitment.ts";
+import { inputCommitment, shareDigestOfEncoded, type InputContext } from "../math/commitment.ts";
 import { decodeProgram, programHash } from "../program/program-encoding.ts";
 import { programDataOwnerCount } from "../program/program.ts";
 import { decodeResult, encodeResult } from "../program/result-encoding.ts";
-import { frVecCheck, frVecFromBigints } from "../math/fr-vec.ts";
+import { frVecCheck } from "../math/fr-vec.ts";
 import { runProgram } from "../protocol/program-runner.ts";
 import type { RoundNetwork } from "../protocol/round-network.ts";
 import { NodeStore, type StoredTask } from "../store/node-store.ts";
@@ -370,7 +370,7 @@ export class ConsortNode {
     }
     const selfIndex = task.parties.findIndex((p) => sameAddress(p, this.address));
     const layout = ownerInputLayout(decodeProgram(task.program), ownerIndex);
-    const { salt, shareValues } = openSharePayload(
+    const { salt, encoded, vector } = openSharePayload(
       this.encryptionKey.privateKey,
       submission.sealed,
       { chainId: this.chainId, registry: this.registry.address, taskId, dataOwner, party: this.address },
@@ -378,7 +378,7 @@ export class ConsortNode {
     );
     const ctx = this.inputContext(taskId, dataOwner);
     const digests = submission.digests.map((d) => getBytes(d));
-    if (hexlify(shareDigest(ctx, selfIndex, salt, shareValues)) !== hexlify(digests[selfIndex]!)) {
+    if (hexlify(shareDigestOfEncoded(ctx, selfIndex, salt, encoded)) !== hexlify(digests[selfIndex]!)) {
       throw new ConsortError("COMMITMENT_MISMATCH", `the share does not match digest #${selfIndex} of data owner ${dataOwner}'s submission`, {
         details: { taskId: submission.taskId, dataOwner },
       });
@@ -405,7 +405,7 @@ export class ConsortNode {
     const outcome = this.store.putShare(taskId, {
       dataOwner,
       salt,
-      values: frVecFromBigints(shareValues),
+      values: vector,
       digests: concatenated,
       receivedAt: Date.now(),
     });

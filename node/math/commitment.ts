@@ -15,13 +15,15 @@
  * bytes32, bytes), so a contract can recompute either. The per-party share
  * digest is SHA-256 (Solidity's sha256): it covers every share a party
  * holds (3.2 MB for 100,000 values), and noble's SHA-256 hashes that in
- * ~27 ms here against ~200 ms for its keccak-256. The commitment over the
- * digests, 32 bytes per party, stays keccak-256 as everywhere on chain.
+ * ~27 ms here against ~200 ms for its keccak-256; node:crypto's (OpenSSL,
+ * pure and synchronous like the rest of this layer) in ~2 ms, so the share
+ * digest uses it. The commitment over the digests, 32 bytes per party,
+ * stays keccak-256 as everywhere on chain.
  */
-import { sha256 } from "@noble/hashes/sha2.js";
+import { createHash } from "node:crypto";
 import { keccak_256 } from "@noble/hashes/sha3.js";
 import { ConsortError } from "../errors.ts";
-import { encodeFieldVector } from "./field.ts";
+import { FR_BYTES, encodeFieldVector } from "./field.ts";
 import type { Rng } from "./rng.ts";
 
 /** The on-chain context a data owner's input belongs to (domain separation for the digests). */
@@ -102,13 +104,26 @@ function encodeContext(ctx: InputContext): Uint8Array[] {
  * per party, seen only by that party, makes each digest hiding.
  */
 export function shareDigest(ctx: InputContext, partyIndex: number, salt: Uint8Array, shareValues: readonly bigint[]): Uint8Array {
+  return shareDigestOfEncoded(ctx, partyIndex, salt, encodeFieldVector(shareValues));
+}
+
+/**
+ * shareDigest of the share as encodeFieldVector encodes it (the bytes a data
+ * owner seals to the party): a party hashes what it received without
+ * decoding it into bigints. MATH_INVALID_ARGUMENT unless `encodedValues` is
+ * whole 32-byte elements (canonicity is the caller's check, as it decodes
+ * the share anyway: frVecFromBigEndian).
+ */
+export function shareDigestOfEncoded(ctx: InputContext, partyIndex: number, salt: Uint8Array, encodedValues: Uint8Array): Uint8Array {
   const context = encodeContext(ctx);
   const party = uint32(partyIndex, "partyIndex");
   fixedBytes(salt, SALT_BYTES, "salt");
-  const values = encodeFieldVector(shareValues);
-  const h = sha256.create().update(SHARE_DIGEST_TAG);
+  if (!(encodedValues instanceof Uint8Array) || encodedValues.length % FR_BYTES !== 0) {
+    throw invalid("encoded share values must be whole 32-byte elements", { type: typeof encodedValues });
+  }
+  const h = createHash("sha256").update(SHARE_DIGEST_TAG);
   for (const part of context) h.update(part);
-  return h.update(party).update(salt).update(values).digest();
+  return new Uint8Array(h.update(party).update(salt).update(encodedValues).digest());
 }
 
 /**

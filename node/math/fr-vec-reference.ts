@@ -191,6 +191,27 @@ export function frVecCheck(v: unknown, what: string, expectedLength?: number): a
   }
 }
 
+/**
+ * The packed vector of the elements `bytes` encodes as 32-byte big-endian
+ * integers (encodeFieldVector's format). MATH_INVALID_ARGUMENT for a length
+ * that is not whole elements, a count other than `expectedCount`, or an
+ * element >= r (named by its index).
+ */
+export function frVecFromBigEndian(bytes: Uint8Array, what: string, expectedCount?: number): Uint8Array {
+  const k = elementCount(bytes, what);
+  if (expectedCount !== undefined && k !== expectedCount) {
+    throw invalid(`${what} has ${k} elements, expected ${expectedCount}`, { argument: what, got: k, expected: expectedCount });
+  }
+  const xs: bigint[] = [];
+  for (let i = 0; i < k; i++) {
+    let x = 0n;
+    for (let j = 0; j < FR_VEC_ELEMENT_BYTES; j++) x = (x << 8n) | BigInt(bytes[i * FR_VEC_ELEMENT_BYTES + j]!);
+    if (x >= FR_MODULUS) throw nonCanonical(what, i);
+    xs.push(x);
+  }
+  return encode(xs);
+}
+
 /** Packs field elements (each a bigint in [0, r); MATH_INVALID_ARGUMENT names the index of one that is not). */
 export function frVecFromBigints(xs: readonly bigint[]): Uint8Array {
   assertVectorList(xs, "xs");

@@ -686,6 +686,32 @@ export function frVecCheck(v: unknown, what: string, expectedLength?: number): a
   }
 }
 
+/**
+ * The packed vector of the elements that `bytes` encodes as 32-byte
+ * big-endian integers (encodeFieldVector's format, in which data owners
+ * send their shares): each element's bytes reversed, with no bigint in
+ * between (a 100,000-element share: a few ms instead of ~70 ms through
+ * decodeFieldVector and frVecFromBigints). MATH_INVALID_ARGUMENT for a
+ * length that is not whole elements, a count other than `expectedCount`,
+ * or an element >= r (named by its index); `what` names the input.
+ */
+export function frVecFromBigEndian(bytes: Uint8Array, what: string, expectedCount?: number): Uint8Array {
+  const k = elementCount(bytes, what);
+  if (expectedCount !== undefined && k !== expectedCount) {
+    throw invalid(`${what} has ${k} elements, expected ${expectedCount}`, { argument: what, got: k, expected: expectedCount });
+  }
+  const out = uninitialized(k);
+  const src = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  const dst = new DataView(out.buffer, out.byteOffset, out.length);
+  // Little-endian word j of an element is big-endian word 7 - j, byte-swapped.
+  for (let o = 0; o < bytes.length; o += E) {
+    for (let j = 0; j < E; j += 4) dst.setUint32(o + j, src.getUint32(o + E - 4 - j, false), true);
+  }
+  const bad = firstNonCanonical(out);
+  if (bad >= 0) throw nonCanonical(what, bad);
+  return out;
+}
+
 /** Packs field elements (each a bigint in [0, r); MATH_INVALID_ARGUMENT names the index of one that is not). */
 export function frVecFromBigints(xs: readonly bigint[]): Uint8Array {
   assertVectorList(xs, "xs");

@@ -7,8 +7,10 @@ import {
   commitInputShares,
   inputCommitment,
   shareDigest,
+  shareDigestOfEncoded,
   verifyShareAgainstCommitment,
 } from "../../node/math/commitment.ts";
+import { encodeFieldVector } from "../../node/math/field.ts";
 import type { InputContext } from "../../node/math/commitment.ts";
 import { deterministicRng } from "../../node/math/rng.ts";
 import { splitVector } from "../../node/math/shamir.ts";
@@ -71,6 +73,8 @@ describe("math/commitment", () => {
           const digest = shareDigest(ctx, party, salt, values);
           expect(digest.length).to.equal(DIGEST_BYTES);
           expect(hexlify(digest)).to.equal(ethersShareDigest(ctx, party, salt, values));
+          // What a party computes from the bytes it received, without decoding them.
+          expect(hexlify(shareDigestOfEncoded(ctx, party, salt, encodeFieldVector(values)))).to.equal(hexlify(digest));
           const digests = [digest, shareDigest(ctx, party, salt, [...values, 1n])];
           expect(hexlify(inputCommitment(ctx, digests))).to.equal(ethersInputCommitment(ctx, digests));
         },
@@ -215,6 +219,8 @@ describe("math/commitment", () => {
     expectCode(() => shareDigest(fixedCtx, 0.5, bytesFrom(0), [1n]), "MATH_INVALID_ARGUMENT");
     expectCode(() => shareDigest(fixedCtx, 0, bytesFrom(0), [R]), "MATH_INVALID_ARGUMENT");
     expectCode(() => shareDigest(null as unknown as InputContext, 0, bytesFrom(0), [1n]), "MATH_INVALID_ARGUMENT");
+    expectCode(() => shareDigestOfEncoded(fixedCtx, 0, bytesFrom(0), new Uint8Array(33)), "MATH_INVALID_ARGUMENT");
+    expectCode(() => shareDigestOfEncoded(fixedCtx, 0, bytesFrom(0), [1n] as unknown as Uint8Array), "MATH_INVALID_ARGUMENT");
     const d0 = shareDigest(fixedCtx, 0, bytesFrom(0), [1n]);
     expectCode(() => inputCommitment(fixedCtx, [d0, new Uint8Array(31)]), "MATH_INVALID_ARGUMENT");
     expectCode(() => inputCommitment(fixedCtx, "x" as unknown as Uint8Array[]), "MATH_INVALID_ARGUMENT");

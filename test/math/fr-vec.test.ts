@@ -3,6 +3,7 @@ import { randomBytes } from "@noble/hashes/utils.js";
 import { expect } from "chai";
 import fc from "fast-check";
 import { ConsortError } from "../../node/errors.ts";
+import { encodeFieldVector } from "../../node/math/field.ts";
 import * as wasm from "../../node/math/fr-vec.ts";
 import * as reference from "../../node/math/fr-vec-reference.ts";
 import type { Rng } from "../../node/math/rng.ts";
@@ -228,6 +229,11 @@ describe("math/fr-vec", () => {
           same((api) => api.frVecSlice(a, Math.min(s, xs.length)));
           same((api) => api.frVecZeros(s));
           same(() => wasm.frVecCheck(a, "a", e));
+          // From the big-endian wire format of shares (encodeFieldVector), unaligned as it arrives.
+          const wire = new Uint8Array(xs.length * 32 + 1).subarray(1);
+          wire.set(encodeFieldVector(xs));
+          expect(hex(wasm.frVecFromBigEndian(wire, "wire", xs.length))).to.equal(hex(a));
+          same((api) => api.frVecFromBigEndian(wire, "wire"));
         }),
         RUNS,
       );
@@ -314,6 +320,12 @@ describe("math/fr-vec", () => {
       expectCode(() => wasm.frVecLinearCombination([], []), "MATH_INVALID_ARGUMENT");
       expectCode(() => wasm.frVecLinearCombination([good], [1n, 2n]), "MATH_INVALID_ARGUMENT");
       expect(expectCode(() => wasm.frVecFromBigints([1n, R]), "MATH_INVALID_ARGUMENT").details).to.include({ index: 1 });
+      const bigEndianR = new Uint8Array(64);
+      bigEndianR.set(encodeFieldVector([R - 1n]), 0);
+      for (let j = 0; j < 32; j++) bigEndianR[32 + j] = Number((R >> BigInt(8 * (31 - j))) & 0xffn);
+      expect(expectCode(() => wasm.frVecFromBigEndian(bigEndianR, "share"), "MATH_INVALID_ARGUMENT").details).to.include({ index: 1 });
+      expect(expectCode(() => wasm.frVecFromBigEndian(bigEndianR, "share", 3), "MATH_INVALID_ARGUMENT").details).to.include({ got: 2, expected: 3 });
+      expectCode(() => wasm.frVecFromBigEndian(new Uint8Array(33), "share"), "MATH_INVALID_ARGUMENT");
       expectCode(() => wasm.frVecCheck(good, "good", 3), "MATH_INVALID_ARGUMENT");
       expectCode(() => wasm.frVecShare(good, { threshold: 0, parties: 3 }, deterministicRng("x")), "MATH_INVALID_ARGUMENT");
       expectCode(() => wasm.frVecReconstruct([good], 1), "MATH_NOT_ENOUGH_SHARES");
@@ -329,6 +341,11 @@ describe("math/fr-vec", () => {
       same((api) => api.frVecLinearCombination([good, bad], [1n, 2n]));
       same((api) => api.frVecReconstruct([good, bad, good], 1));
       same((api) => api.frVecInvert(pack([3n, 0n, 1n, 0n])));
+      const wire = encodeFieldVector([1n, 2n, 3n]);
+      wire[32] = 0xff;
+      same((api) => api.frVecFromBigEndian(wire, "share"));
+      same((api) => api.frVecFromBigEndian(wire.subarray(0, 64), "share", 3));
+      same((api) => api.frVecFromBigEndian(wire.subarray(0, 40), "share"));
     });
   });
 

@@ -3,7 +3,9 @@ import { network } from "hardhat";
 import { Wallet, getAddress, getBytes, hexlify, keccak256, sha256, solidityPacked, toUtf8Bytes } from "ethers";
 import { isConsortError } from "../../node/errors.ts";
 import type { ConsortErrorCode } from "../../node/errors.ts";
-import { FR_MODULUS } from "../../node/math/field.ts";
+import { shareDigest, shareDigestOfEncoded } from "../../node/math/commitment.ts";
+import { FR_MODULUS, encodeFieldVector } from "../../node/math/field.ts";
+import { frVecToBigints } from "../../node/math/fr-vec.ts";
 import { generateEncryptionKey } from "../../node/transport/envelope.ts";
 import {
   openSharePayload,
@@ -91,10 +93,14 @@ describe("transport/share-submission", () => {
 
   it("opens the sealed payload for the party, bound to its context", () => {
     const context = signed;
+    const digestContext = { chainId: 31337n, registry: getBytes(context.registry), taskId: BigInt(context.taskId), dataOwner: getBytes(context.dataOwner) };
     const opened = openSharePayload(partyKey.privateKey, signed.sealed, context);
     expect(opened.salt).to.deep.equal(salt);
-    expect(opened.shareValues).to.deep.equal(shareValues);
-    expect(openSharePayload(partyKey.privateKey, getBytes(signed.sealed), { ...context, chainId: 31337n, taskId: 12n }, 4).shareValues).to.deep.equal(
+    expect(frVecToBigints(opened.vector)).to.deep.equal(shareValues);
+    // The encoded values are the owner's bytes, which the digest commits to.
+    expect(opened.encoded).to.deep.equal(encodeFieldVector(shareValues));
+    expect(hexlify(shareDigestOfEncoded(digestContext, 1, salt, opened.encoded))).to.equal(hexlify(shareDigest(digestContext, 1, salt, shareValues)));
+    expect(frVecToBigints(openSharePayload(partyKey.privateKey, getBytes(signed.sealed), { ...context, chainId: 31337n, taskId: 12n }, 4).vector)).to.deep.equal(
       shareValues,
     );
   });
