@@ -5,15 +5,16 @@ import type { RegistryClient } from "../chain/registry-client.ts";
 import { findTaskCreated } from "../chain/task-events.ts";
 import { ConsortError, toConsortError } from "../errors.ts";
 import { hexBytes, toHex } from "../transport/binary-codec.ts";
-import { commitInputShares, type InputContext } from "../math/commitment.ts";
-import { decodeFieldVector, encodeFieldVector } from "../math/field.ts";
+import { commitEncodedInputShares, type InputContext } from "../math/commitment.ts";
+import { encodeFieldVector } from "../math/field.ts";
+import { frVecFromBigEndian } from "../math/fr-vec.ts";
 import type { Rng } from "../math/rng.ts";
 import { splitVector } from "../math/shamir.ts";
 import { encodeInputValues } from "../program/input-values.ts";
 import { decodeProgram, verifyProgramHash } from "../program/program-encoding.ts";
 import type { Program } from "../program/program.ts";
 import { postShareSubmission, withRetry } from "../transport/http-client.ts";
-import { sealSharePayload, signShareSubmission } from "../transport/share-submission.ts";
+import { sealEncodedSharePayload, signShareSubmission } from "../transport/share-submission.ts";
 import { ownerInputLayout } from "./input-layout.ts";
 import { PendingSubmissionFile, type PendingSubmission } from "./pending-submission.ts";
 
@@ -49,6 +50,17 @@ export interface SubmitInputResult {
   readonly commitment: string;
   readonly commitTx: string | undefined;
   readonly deliveries: readonly DeliveryOutcome[];
+}
+
+/** A party's encoded shares from the pending submission, checked (canonical elements); STORE_FAILED if the state file was damaged. */
+function storedShares(hex: string | undefined): Uint8Array {
+  const bytes = storedHex(hex, "shares");
+  try {
+    frVecFromBigEndian(bytes, "pending shares");
+  } catch (cause) {
+    throw new ConsortError("STORE_FAILED", "the pending submission's shares are not field elements: the state file is damaged", { cause, details: { field: "shares" } });
+  }
+  return bytes;
 }
 
 /** Bytes of a hex field of the pending submission; STORE_FAILED if the state file was damaged. */
@@ -142,7 +154,9 @@ export async function submitInput(options: SubmitInputOptions): Promise<SubmitIn
     const rng = options.rng ?? randomBytes;
     const sharesByParty = splitVector(values, { threshold: task.threshold, parties: task.parties.length }, rng);
     const ctx: InputContext = { chainId, registry: getBytes(registry.address), taskId, dataOwner: getBytes(dataOwner) };
-    const committed = commitInputShares(ctx, sharesByParty, rng);
+    // Each party's vector is encoded once: committed, kept and sealed as these bytes.
+    const encodedShares = sharesByParty.map((shares) => encodeFieldVector(shares));
+    const committed = commitEncodedInputShares(ctx, encodedShares, rng);
     pending = {
       version: 1,
       chainId: chainId.toString(),
@@ -152,7 +166,7 @@ export async function submitInput(options: SubmitInputOptions): Promise<SubmitIn
       commitment: hexlify(committed.commitment),
       digests: committed.digests.map((d) => hexlify(d)),
       salts: committed.salts.map((s) => hexlify(s)),
-      shares: sharesByParty.map((s) => toHex(encodeFieldVector(s))),
+      shares: encodedShares.map((bytes) => toHex(bytes)),
       delivered: [],
     };
     // Persist before the transaction: if we crash after it is mined, the shares are not lost.
@@ -178,7 +192,7 @@ export async function submitInput(options: SubmitInputOptions): Promise<SubmitIn
       }
       try {
         const record = await registry.getParty(party);
-        const sealed = sealSharePayload(getBytes(record.encryptionKey), storedHex(pending.salts[index], "salt"), decodeFieldVector(storedHex(pending.shares[index], "shares")), {
+        const sealed = sealEncodedSharePayload(getBytes(record.encryptionKey), storedHex(pending.salts[index], "salt"), storedShares(pending.shares[index]), {
           chainId,
           registry: registry.address,
           taskId,

@@ -198,13 +198,23 @@ export interface InputShareCommitment {
  */
 export function commitInputShares(ctx: InputContext, sharesByParty: readonly (readonly bigint[])[], rng: Rng): InputShareCommitment {
   if (!Array.isArray(sharesByParty)) throw invalid("sharesByParty must be an array", { type: typeof sharesByParty });
+  return commitEncodedInputShares(ctx, sharesByParty.map((shares) => encodeFieldVector(shares)), rng);
+}
+
+/**
+ * commitInputShares for shares already encoded by encodeFieldVector (what
+ * the data owner seals and sends, so it encodes each party's vector once);
+ * draws the salts from `rng` in the same order.
+ */
+export function commitEncodedInputShares(ctx: InputContext, encodedByParty: readonly Uint8Array[], rng: Rng): InputShareCommitment {
+  if (!Array.isArray(encodedByParty)) throw invalid("encodedByParty must be an array", { type: typeof encodedByParty });
   const salts: Uint8Array[] = [];
   const digests: Uint8Array[] = [];
-  for (let i = 0; i < sharesByParty.length; i++) {
+  for (let i = 0; i < encodedByParty.length; i++) {
     const salt = rng(SALT_BYTES);
     fixedBytes(salt, SALT_BYTES, "rng output");
     salts.push(salt);
-    digests.push(shareDigest(ctx, i, salt, sharesByParty[i]!));
+    digests.push(shareDigestOfEncoded(ctx, i, salt, encodedByParty[i]!));
   }
   return { salts, digests, commitment: inputCommitment(ctx, digests) };
 }

@@ -220,16 +220,30 @@ export function sealSharePayload(
   shareValues: readonly bigint[],
   aadContext: ShareAadContext,
 ): Uint8Array {
+  const values = encodeFieldVector(shareValues);
+  try {
+    return sealEncodedSharePayload(recipientPublicKey, salt, values, aadContext);
+  } finally {
+    values.fill(0);
+  }
+}
+
+/**
+ * sealSharePayload for share values already encoded by encodeFieldVector
+ * (32-byte big-endian canonical elements; the party refuses anything else).
+ */
+export function sealEncodedSharePayload(recipientPublicKey: Uint8Array, salt: Uint8Array, encodedValues: Uint8Array, aadContext: ShareAadContext): Uint8Array {
   if (!(salt instanceof Uint8Array) || salt.length !== SHARE_SALT_BYTES) {
     throw new ConsortError("BAD_REQUEST", `salt: expected ${SHARE_SALT_BYTES} bytes`, { details: { field: "salt" } });
   }
-  const values = encodeFieldVector(shareValues);
-  const plaintext = new Uint8Array(SHARE_SALT_BYTES + values.length);
+  if (!(encodedValues instanceof Uint8Array) || encodedValues.length % 32 !== 0) {
+    throw new ConsortError("BAD_REQUEST", "shares: expected whole 32-byte field elements", { details: { field: "shares" } });
+  }
+  const plaintext = new Uint8Array(SHARE_SALT_BYTES + encodedValues.length);
   plaintext.set(salt, 0);
-  plaintext.set(values, SHARE_SALT_BYTES);
+  plaintext.set(encodedValues, SHARE_SALT_BYTES);
   const sealed = sealTo(recipientPublicKey, plaintext, sharePayloadAad(aadContext));
   plaintext.fill(0);
-  values.fill(0);
   return sealed;
 }
 

@@ -4,6 +4,7 @@ import fc from "fast-check";
 import {
   DIGEST_BYTES,
   SALT_BYTES,
+  commitEncodedInputShares,
   commitInputShares,
   inputCommitment,
   shareDigest,
@@ -96,6 +97,11 @@ describe("math/commitment", () => {
     byParty.forEach((values, i) => verifyShareAgainstCommitment(fixedCtx, i, salts[i]!, values, digests, commitment));
     // Same shares, different salt: a different digest (salts make digests hiding).
     expect(hexlify(shareDigest(fixedCtx, 0, bytesFrom(1), byParty[0]!))).to.not.equal(hexlify(digests[0]!));
+    // From the encoded shares (what the data owner keeps and seals): the same salts, digests and commitment.
+    const encoded = commitEncodedInputShares(fixedCtx, byParty.map((v) => encodeFieldVector(v)), deterministicRng("salts"));
+    expect(encoded.salts.map((x) => hexlify(x))).to.deep.equal(salts.map((x) => hexlify(x)));
+    expect(encoded.digests.map((x) => hexlify(x))).to.deep.equal(digests.map((x) => hexlify(x)));
+    expect(hexlify(encoded.commitment)).to.equal(hexlify(commitment));
   });
 
   it("verification fails if any byte of salt, share, digest list, commitment or context changes", () => {

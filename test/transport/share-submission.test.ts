@@ -9,6 +9,7 @@ import { frVecToBigints } from "../../node/math/fr-vec.ts";
 import { generateEncryptionKey } from "../../node/transport/envelope.ts";
 import {
   openSharePayload,
+  sealEncodedSharePayload,
   parseShareSubmission,
   sealSharePayload,
   shareSubmissionDigest,
@@ -129,6 +130,15 @@ describe("transport/share-submission", () => {
     await expectCode(() => sealSharePayload(partyKey.publicKey, salt, [FR_MODULUS], signed), "MATH_INVALID_ARGUMENT");
     await expectCode(() => sealSharePayload(partyKey.publicKey, salt, shareValues, { ...signed, taskId: "0x1" }), "BAD_REQUEST", "taskId");
     await expectCode(() => sealSharePayload(new Uint8Array(33), salt, shareValues, signed), "KEY_INVALID");
+    await expectCode(() => sealEncodedSharePayload(partyKey.publicKey, salt, new Uint8Array(33), signed), "BAD_REQUEST", "shares");
+    await expectCode(() => sealEncodedSharePayload(partyKey.publicKey, new Uint8Array(31), encodeFieldVector(shareValues), signed), "BAD_REQUEST", "salt");
+  });
+
+  it("seals encoded shares as sealSharePayload seals the values", () => {
+    const sealed = sealEncodedSharePayload(partyKey.publicKey, salt, encodeFieldVector(shareValues), signed);
+    const opened = openSharePayload(partyKey.privateKey, sealed, signed, shareValues.length);
+    expect(opened.salt).to.deep.equal(salt);
+    expect(frVecToBigints(opened.vector)).to.deep.equal(shareValues);
   });
 
   it("rejects signatures by anyone but the data owner, and any tampered field (BAD_SIGNATURE)", async () => {
