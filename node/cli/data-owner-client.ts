@@ -125,6 +125,8 @@ export async function submitInput(options: SubmitInputOptions): Promise<SubmitIn
   const alreadyCommitted = !/^0x0+$/.test(onChain);
 
   let pending: PendingSubmission;
+  /** Each party's encoded shares, when this run made them (a resumed run reads them back from the state file). */
+  let encodedShares: Uint8Array[] | undefined;
   let commitTx: string | undefined;
   if (alreadyCommitted) {
     if (!file.exists) {
@@ -155,7 +157,7 @@ export async function submitInput(options: SubmitInputOptions): Promise<SubmitIn
     const sharesByParty = splitVector(values, { threshold: task.threshold, parties: task.parties.length }, rng);
     const ctx: InputContext = { chainId, registry: getBytes(registry.address), taskId, dataOwner: getBytes(dataOwner) };
     // Each party's vector is encoded once: committed, kept and sealed as these bytes.
-    const encodedShares = sharesByParty.map((shares) => encodeFieldVector(shares));
+    encodedShares = sharesByParty.map((shares) => encodeFieldVector(shares));
     const committed = commitEncodedInputShares(ctx, encodedShares, rng);
     pending = {
       version: 1,
@@ -192,7 +194,7 @@ export async function submitInput(options: SubmitInputOptions): Promise<SubmitIn
       }
       try {
         const record = await registry.getParty(party);
-        const sealed = sealEncodedSharePayload(getBytes(record.encryptionKey), storedHex(pending.salts[index], "salt"), storedShares(pending.shares[index]), {
+        const sealed = sealEncodedSharePayload(getBytes(record.encryptionKey), storedHex(pending.salts[index], "salt"), encodedShares?.[index] ?? storedShares(pending.shares[index]), {
           chainId,
           registry: registry.address,
           taskId,

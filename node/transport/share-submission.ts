@@ -18,7 +18,7 @@ import { utf8ToBytes } from "@noble/hashes/utils.js";
 import { getAddress, getBytes, hashMessage, hexlify } from "ethers";
 import { z } from "zod";
 import { ConsortError } from "../errors.ts";
-import { encodeFieldVector } from "../math/field.ts";
+import { FR_BYTES, encodeFieldVector } from "../math/field.ts";
 import { frVecFromBigEndian } from "../math/fr-vec.ts";
 import { ByteWriter, UINT256_MAX, addressToBytes, hexBytes, uint256ToBytes } from "./binary-codec.ts";
 import { ENVELOPE_OVERHEAD, openSealed, sealTo } from "./envelope.ts";
@@ -236,7 +236,7 @@ export function sealEncodedSharePayload(recipientPublicKey: Uint8Array, salt: Ui
   if (!(salt instanceof Uint8Array) || salt.length !== SHARE_SALT_BYTES) {
     throw new ConsortError("BAD_REQUEST", `salt: expected ${SHARE_SALT_BYTES} bytes`, { details: { field: "salt" } });
   }
-  if (!(encodedValues instanceof Uint8Array) || encodedValues.length % 32 !== 0) {
+  if (!(encodedValues instanceof Uint8Array) || encodedValues.length % FR_BYTES !== 0) {
     throw new ConsortError("BAD_REQUEST", "shares: expected whole 32-byte field elements", { details: { field: "shares" } });
   }
   const plaintext = new Uint8Array(SHARE_SALT_BYTES + encodedValues.length);
