@@ -28,18 +28,34 @@ export function devWallet(index: number): HDNodeWallet {
   return HDNodeWallet.fromMnemonic(Mnemonic.fromPhrase(DEV_MNEMONIC), `m/44'/60'/0'/0/${index}`);
 }
 
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
+/** Ports freePort() has handed out in this process. */
+const handedOut = new Set<number>();
+
+/**
+ * A TCP port that was free a moment ago on 127.0.0.1 and that this process
+ * has not handed out before. The port is closed again before it is used, so
+ * the kernel may offer it to the next caller: a cluster prepared node by
+ * node once got the same port for two nodes, the second could not listen,
+ * and the first answered in its place (a bench run failed with NOT_A_PARTY).
+ */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = createServer();
+      server.unref();
+      server.on("error", reject);
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address();
+        const chosen = typeof address === "object" && address !== null ? address.port : 0;
+        server.close(() => resolve(chosen));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new ConsortError("INTERNAL", "no free TCP port on 127.0.0.1 that this process has not handed out already (100 tries)");
 }
 
 async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T>, exited: () => string | undefined): Promise<T> {
@@ -173,7 +189,11 @@ export async function startLocalNode(spec: LocalNodeSpec, prepared: { dataDir: s
   });
   const managed = manage(child, logFile);
   try {
-    await until(`node ${spec.name}`, 60_000, () => getJson(prepared.url, "/v1/health", { timeoutMs: 1_000 }), managed.exitInfo);
+    const health = (await until(`node ${spec.name}`, 60_000, () => getJson(prepared.url, "/v1/health", { timeoutMs: 1_000 }), managed.exitInfo)) as { party?: unknown };
+    // Another process on the port (this node could not listen) must not pass for this node.
+    if (typeof health.party !== "string" || health.party.toLowerCase() !== spec.wallet.address.toLowerCase()) {
+      throw new ConsortError("INTERNAL", `${prepared.url} answers as party ${String(health.party)}, not as ${spec.name} (${spec.wallet.address}): is another process on that port?`);
+    }
   } catch (error) {
     await managed.stop();
     throw error;

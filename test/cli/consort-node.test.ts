@@ -11,7 +11,7 @@ import { connectProvider } from "../../node/chain/rpc-provider.ts";
 import { chainNow } from "../../node/cli/client-connection.ts";
 import { ConsortNode } from "../../node/cli/consort-node.ts";
 import { submitInput } from "../../node/cli/data-owner-client.ts";
-import { devWallet, freePort, prepareLocalNode, startLocalChain, type LocalChain } from "../../node/cli/local-cluster.ts";
+import { devWallet, freePort, prepareLocalNode, startLocalChain, startLocalNode, type LocalChain } from "../../node/cli/local-cluster.ts";
 import { createLogger } from "../../node/cli/logger.ts";
 import { parseNodeConfig } from "../../node/cli/node-config.ts";
 import { registerNodeParty } from "../../node/cli/register-node-party.ts";
@@ -362,5 +362,19 @@ describe("cli/consort-node: a node under bad input", function () {
     );
     expect(isConsortError(error, "RPC_UNAVAILABLE")).to.equal(true);
     expect((error as ConsortError).retryable).to.equal(true);
+  });
+
+  it("a local cluster does not take another party's node on its port for the node it started", async () => {
+    // The node started here cannot listen (party 1 holds the port); party 1 answers the health probe at once.
+    const wallet = devWallet(18);
+    const spec = { name: "squatter", wallet, rpcUrl: chain.rpcUrl, registry: registryAddress, deploymentsDir: join(workDir, "deployments"), workDir, port: Number(new URL(urls[1]!).port) };
+    const prepared = await prepareLocalNode(spec);
+    const error = await startLocalNode(spec, prepared).then(
+      (node) => node.stop().then(() => undefined),
+      (e: unknown) => e,
+    );
+    expect(isConsortError(error, "INTERNAL")).to.equal(true);
+    expect((error as ConsortError).message).to.contain(wallet.address);
+    await expectAlive();
   });
 });
