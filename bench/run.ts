@@ -4,6 +4,7 @@
  * table and writes bench/results.json. These are measurements, not tests:
  * nothing here fails on a slow figure.
  */
+import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
@@ -124,6 +125,30 @@ async function comparisons(cluster: BenchCluster, runs: number): Promise<Figure>
   return { name: "32-bit comparisons per second (batch of 10,000)", value: median(rates), unit: "cmp/s", target: ">= 3,000", runs: rates };
 }
 
+/**
+ * The machine's floor under a round, measured in the same minute as the
+ * round figure: three processes pass 40-byte messages around a ring over
+ * upgraded HTTP/1.1 connections on loopback, with no crypto and no engine
+ * (bench/socket-floor.bench.mjs, MODE=upgrade RING=1 WORK_US=0), wall time
+ * per round. On these VMs it moved between 0.14 and 0.47 ms within hours
+ * (docs/benchmarks.md), and the round figure moves with it; printed next to
+ * the round figure so a reader can tell a slow machine from a slow engine.
+ */
+function ringFloorMs(): Promise<number> {
+  const script = fileURLToPath(new URL("./socket-floor.bench.mjs", import.meta.url));
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [script], { env: { ...process.env, NODE_OPTIONS: "", MODE: "upgrade", RING: "1", WORK_US: "0", JSON: "1" }, timeout: 60_000 }, (error, stdout) => {
+      if (error) return reject(new Error(`socket-floor failed: ${error.message}`));
+      try {
+        const { ms } = JSON.parse(stdout.trim().split("\n").at(-1)!) as { ms: number[] };
+        resolve(Math.max(...ms));
+      } catch (cause) {
+        reject(new Error(`socket-floor printed no result: ${JSON.stringify(stdout.slice(0, 200))}`, { cause }));
+      }
+    });
+  });
+}
+
 /** 1,000 dependent multiplications x <- x * y: one round each. */
 async function roundLatency(cluster: BenchCluster, runs: number): Promise<Figure[]> {
   const depth = 1_000;
@@ -135,6 +160,7 @@ async function roundLatency(cluster: BenchCluster, runs: number): Promise<Figure
   const program = p.build();
   const perRound: number[] = [];
   const cpuPerRound: number[] = [];
+  const floors: number[] = [];
   let coldPerRound = NaN;
   // Five warm-up runs: the figure is the warmed node's. V8 compiles a function called once per
   // round with Maglev after a few hundred rounds and with TurboFan after a few thousand
@@ -143,6 +169,8 @@ async function roundLatency(cluster: BenchCluster, runs: number): Promise<Figure
   // there (docs/benchmarks.md, "Warm-up"). The first run is reported on its own line.
   const warmups = 5;
   for (let r = 0; r < runs + warmups; r++) {
+    // The floor right before each counted run (the cluster idle in between), for the same minute's machine.
+    if (r >= warmups) floors.push(await ringFloorMs());
     const t = await runTask(cluster, program, [[3n], [5n]], 1, QUIET_POLL_MS);
     const s = await computeStats(cluster, t.taskId);
     if (r === 0) coldPerRound = s.ms / s.rounds;
@@ -154,6 +182,7 @@ async function roundLatency(cluster: BenchCluster, runs: number): Promise<Figure
     { name: "round latency (1,000 dependent multiplications)", value: median(perRound), unit: "ms", target: "<= 0.5 ms", runs: perRound },
     { name: "CPU per round, three nodes together (same runs)", value: median(cpuPerRound), unit: "ms", target: "(report)", runs: cpuPerRound },
     { name: "round latency, first warm-up run (JIT still cold)", value: coldPerRound, unit: "ms", target: "(report)", runs: [coldPerRound] },
+    { name: "machine floor: zero-work 3-process ring, before each run", value: median(floors), unit: "ms", target: "(report)", runs: floors },
   ];
 }
 

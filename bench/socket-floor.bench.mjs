@@ -15,8 +15,10 @@
  *   WORK_US=60                 CPU per message, µs
  *   SPIN=<µs>                  busy-poll the event loop that long before sleeping
  *
- * Prints, per process, the wall time and CPU time per round. A measurement,
- * not a test.
+ * Prints, per process, the wall time and CPU time per round (with JSON=1,
+ * one JSON line: {mode, ring, workUs, ms: [...], cpu: [...]}, which
+ * `npm run bench` reads to report the floor of the minute next to its round
+ * figure). A measurement, not a test.
  */
 // 3 processes, all-to-all rounds over raw TCP or HTTP streams, no crypto.
 import { fork } from "node:child_process";
@@ -65,12 +67,17 @@ if (process.argv[2] === "w") {
     }
     const c = process.cpuUsage(c0);
     process.send({ ms: (performance.now() - t0) / ROUNDS, cpu: (c.user + c.system) / 1000 / ROUNDS });
-    setTimeout(() => process.exit(0), 200);
+    // Stay until the parent has every result (a peer that left early would reset its neighbour's socket mid-round).
+    process.on("disconnect", () => process.exit(0));
   });
 } else {
   const ws = Array.from({ length: N }, (_, i) => fork(process.argv[1], ["w", String(i)]));
   const ports = await Promise.all(ws.map((w) => new Promise((r) => w.once("message", (m) => r(m.port)))));
   const res = Promise.all(ws.map((w) => new Promise((r) => w.once("message", r))));
   ws.forEach((w) => w.send({ ports }));
-  console.log(MODE, (await res).map((r) => `${r.ms.toFixed(3)}ms cpu ${r.cpu.toFixed(3)}`).join(" | "));
+  const got = await res;
+  // Every worker gone before printing: `npm run bench` starts its next round run when this process exits.
+  await Promise.all(ws.map((w) => new Promise((r) => { w.once("exit", r); w.disconnect(); })));
+  if (process.env.JSON === "1") console.log(JSON.stringify({ mode: MODE, ring: RING, workUs: +(process.env.WORK_US ?? 0), ms: got.map((r) => r.ms), cpu: got.map((r) => r.cpu) }));
+  else console.log(MODE, got.map((r) => `${r.ms.toFixed(3)}ms cpu ${r.cpu.toFixed(3)}`).join(" | "));
 }
