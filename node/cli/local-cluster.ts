@@ -108,6 +108,24 @@ function spawnLogged(args: string[], logFile: string, env: NodeJS.ProcessEnv): C
   return child;
 }
 
+/** Whether `child`'s standard output has printed `marker` yet (watched until it has). */
+function announced(child: ChildProcess, marker: string): { seen: () => boolean } {
+  let tail = "";
+  let seen = false;
+  const onData = (chunk: Buffer) => {
+    const text = tail + chunk.toString("utf8");
+    if (text.includes(marker)) {
+      seen = true;
+      child.stdout?.off("data", onData);
+    } else {
+      // Enough of the end to find a marker split across chunks.
+      tail = text.slice(-(marker.length - 1));
+    }
+  };
+  child.stdout?.on("data", onData);
+  return { seen: () => seen };
+}
+
 export interface LocalChain extends ManagedProcess {
   readonly rpcUrl: string;
 }
@@ -124,8 +142,14 @@ export async function startLocalChain(workDir: string, port?: number): Promise<L
   );
   const managed = manage(child, logFile);
   const rpcUrl = `http://127.0.0.1:${chosen}`;
+  // Only our own process saying it listens on the port counts: another process on it (our node
+  // could not bind) would answer the probe as well, with a chain that is not ours.
+  const listening = announced(child, `JSON-RPC server at ${rpcUrl}/`);
   try {
-    await until("the local chain", 90_000, () => probeChainId(rpcUrl, 1_000), managed.exitInfo);
+    await until("the local chain", 90_000, async () => {
+      if (!listening.seen()) throw new ConsortError("RPC_UNAVAILABLE", `the local chain has not said it listens at ${rpcUrl} yet`);
+      return probeChainId(rpcUrl, 1_000);
+    }, managed.exitInfo);
   } catch (error) {
     await managed.stop();
     throw error;
