@@ -25,8 +25,8 @@ import { auditTask, formatAuditReport } from "../node/chain/task-audit.ts";
 import { toConsortError } from "../node/errors.ts";
 import { encodeProgram, programHash } from "../node/program/program-encoding.ts";
 import { totalAndMean } from "../node/program/standard-programs.ts";
-import { chainNow } from "../node/cli/client-connection.ts";
-import { submitInput } from "../node/cli/data-owner-client.ts";
+import { chainNow } from "../node/client/client-connection.ts";
+import { submitInput } from "../node/client/data-owner-client.ts";
 import {
   devWallet,
   prepareLocalNode,
@@ -35,8 +35,8 @@ import {
   type LocalChain,
   type LocalNode,
   type ManagedProcess,
-} from "../node/cli/local-cluster.ts";
-import { registerNodeParty } from "../node/cli/register-node-party.ts";
+} from "../node/dev/local-cluster.ts";
+import { registerNodeParty } from "../node/daemon/register-node-party.ts";
 
 const BANKS = [
   { name: "bank-a", label: "Bank A", value: 1_250_000_000n },

@@ -2,7 +2,7 @@
 //   CONSORT_DATA_DIR=./node-a CONSORT_ENDPOINT=http://127.0.0.1:7001 CONSORT_ACCOUNT=1 \
 //     npx hardhat run scripts/register.ts --network localhost
 import { resolve } from "node:path";
-import { registerNodeParty } from "../node/cli/register-node-party.ts";
+import { registerNodeParty } from "../node/daemon/register-node-party.ts";
 import { requireEnv, runScript, scriptRegistry, scriptSigner } from "./script-env.ts";
 
 await runScript(async () => {

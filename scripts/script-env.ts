@@ -9,7 +9,7 @@ import type { Signer } from "ethers";
 import { loadDeployment } from "../node/chain/deployments.ts";
 import { RegistryClient } from "../node/chain/registry-client.ts";
 import { ConsortError, toConsortError } from "../node/errors.ts";
-import { parsePrivateKey } from "../node/cli/node-config.ts";
+import { parsePrivateKey } from "../node/chain/signing-key.ts";
 
 export function requireEnv(name: string, what: string): string {
   const value = process.env[name];

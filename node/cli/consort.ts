@@ -11,15 +11,15 @@ import { decodeProgram, encodeProgram, programHash } from "../program/program-en
 import { programInputs, type Program } from "../program/program.ts";
 import { describeType } from "../program/secret-types.ts";
 import { getBytes, getJson } from "../transport/http-client.ts";
-import { chainNow, connectClient, type ConnectionOptions } from "./client-connection.ts";
-import { ConsortNode } from "./consort-node.ts";
-import { submitInput } from "./data-owner-client.ts";
+import { chainNow, connectClient, type ConnectionOptions } from "../client/client-connection.ts";
+import { ConsortNode } from "../daemon/consort-node.ts";
+import { submitInput } from "../client/data-owner-client.ts";
 import { STANDARD_PROGRAMS, STANDARD_PROGRAM_NOTES, buildStandardProgram, parseParams } from "./standard-program-options.ts";
-import { collectRequesterOutputs } from "./requester-outputs.ts";
-import { createLogger } from "./logger.ts";
-import { loadNodeConfigFile } from "./node-config.ts";
-import { loadOrCreateEncryptionKey } from "./node-keys.ts";
-import { registerNodeParty } from "./register-node-party.ts";
+import { collectRequesterOutputs } from "../client/requester-outputs.ts";
+import { createLogger } from "../logger.ts";
+import { loadNodeConfigFile } from "../daemon/node-config.ts";
+import { loadOrCreateEncryptionKey } from "../daemon/node-keys.ts";
+import { registerNodeParty } from "../daemon/register-node-party.ts";
 
 const print = (line: string) => process.stdout.write(`${line}\n`);
 const json = (value: unknown) => print(JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v), 2));

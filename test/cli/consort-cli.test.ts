@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { expect } from "chai";
 import { keccak256 } from "ethers";
-import { PROJECT_ROOT, freePort } from "../../node/cli/local-cluster.ts";
+import { PROJECT_ROOT, freePort } from "../../node/dev/local-cluster.ts";
 
 const run = promisify(execFile);
 

@@ -9,7 +9,7 @@ import { deployRegistry, saveDeployment } from "../../node/chain/deployments.ts"
 import { RegistryClient } from "../../node/chain/registry-client.ts";
 import { connectProvider } from "../../node/chain/rpc-provider.ts";
 import { auditTask } from "../../node/chain/task-audit.ts";
-import { submitInput } from "../../node/cli/data-owner-client.ts";
+import { submitInput } from "../../node/client/data-owner-client.ts";
 import {
   PROJECT_ROOT,
   devWallet,
@@ -19,8 +19,8 @@ import {
   type LocalChain,
   type LocalNode,
   type LocalNodeSpec,
-} from "../../node/cli/local-cluster.ts";
-import { registerNodeParty } from "../../node/cli/register-node-party.ts";
+} from "../../node/dev/local-cluster.ts";
+import { registerNodeParty } from "../../node/daemon/register-node-party.ts";
 import { deterministicRng } from "../../node/math/rng.ts";
 import { ProgramBuilder } from "../../node/program/program-builder.ts";
 import { encodeProgram } from "../../node/program/program-encoding.ts";

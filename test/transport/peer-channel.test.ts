@@ -1,6 +1,6 @@
 import { expect } from "chai";
-import { PeerChannel } from "../../node/cli/peer-channel.ts";
-import { PeerMailbox } from "../../node/cli/peer-mailbox.ts";
+import { PeerChannel } from "../../node/transport/peer-channel.ts";
+import { PeerMailbox } from "../../node/transport/peer-mailbox.ts";
 import { ConsortError } from "../../node/errors.ts";
 import { NodeStore } from "../../node/store/node-store.ts";
 import { labelKey } from "../../node/transport/peer-message.ts";

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
 import { Wallet } from "ethers";
-import { loadNodeConfigFile, parseNodeConfig } from "../../node/cli/node-config.ts";
+import { loadNodeConfigFile, parseNodeConfig } from "../../node/daemon/node-config.ts";
 import { ConsortError } from "../../node/errors.ts";
 import { expectCode } from "../support/consort-error-assertions.ts";
 

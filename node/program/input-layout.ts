@@ -1,6 +1,6 @@
 import { ConsortError } from "../errors.ts";
 import { frVecLength, frVecSlice } from "../math/fr-vec.ts";
-import { programInputs, type InputGate, type Program } from "../program/program.ts";
+import { programInputs, type InputGate, type Program } from "./program.ts";
 
 /** One data owner's inputs, in program order, and where each sits in its share vector. */
 export interface OwnerInputLayout {

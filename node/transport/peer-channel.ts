@@ -1,14 +1,15 @@
 import { setMaxListeners } from "node:events";
 import { ConsortError, toConsortError } from "../errors.ts";
-import { labelKey, type MessageLabel } from "../transport/peer-message.ts";
-import type { PeerSessions } from "../transport/peer-sessions.ts";
-import type { NodeStore } from "../store/node-store.ts";
+import { labelKey, type MessageLabel } from "./peer-message.ts";
+import type { PeerSessions } from "./peer-sessions.ts";
 import type { PeerMailbox } from "./peer-mailbox.ts";
 
 const EMPTY = new Uint8Array(0);
 
 /** Where a receive looks for a message that arrived before this process waited for it (after a restart). */
-export type MessageLookup = Pick<NodeStore, "getMessage">;
+export interface MessageLookup {
+  getMessage(taskId: bigint, round: number, gate: string, fromParty: string): Uint8Array | undefined;
+}
 
 /** Peer frames (../transport/peer-sessions.ts): pairwise session keys, batched signatures, one stream per peer. */
 export interface PeerChannelOptions {

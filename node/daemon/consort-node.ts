@@ -21,16 +21,16 @@ import { createNodeApi, startNodeApi, type RunningNodeApi } from "../transport/h
 import { labelKey, openPayload, verifyPeerMessageSignature, type MessageLabel, type SignedPeerMessage } from "../transport/peer-message.ts";
 import { openSharePayload, verifyShareSubmission, type ShareSubmission } from "../transport/share-submission.ts";
 import { sealOutputResponse, verifyOutputRequest, type OutputRequest } from "../transport/output-request.ts";
-import { ownerInputLayout, splitOwnerVector } from "./input-layout.ts";
-import { encodeRequesterShare } from "./requester-outputs.ts";
-import type { Logger } from "./logger.ts";
+import { ownerInputLayout, splitOwnerVector } from "../program/input-layout.ts";
+import { encodeRequesterShare } from "../transport/requester-share-codec.ts";
+import type { Logger } from "../logger.ts";
 import type { NodeConfig, NodeSecrets } from "./node-config.ts";
 import { loadOrCreateEncryptionKey } from "./node-keys.ts";
 import { PartyDirectory } from "./party-directory.ts";
-import { PeerChannel } from "./peer-channel.ts";
+import { PeerChannel } from "../transport/peer-channel.ts";
 import { PeerSessions, type AcceptedFrame } from "../transport/peer-sessions.ts";
 import { maxFrameBytes } from "../transport/peer-frame.ts";
-import { PeerMailbox } from "./peer-mailbox.ts";
+import { PeerMailbox } from "../transport/peer-mailbox.ts";
 
 /** The label of the message in which a party sends its signed attestation of the result to its peers. */
 const ATTESTATION_ROUND = 0;

@@ -3,7 +3,7 @@ import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import { freePort, startLocalChain } from "../../node/cli/local-cluster.ts";
+import { freePort, startLocalChain } from "../../node/dev/local-cluster.ts";
 import { isConsortError } from "../../node/errors.ts";
 
 describe("cli/local-cluster", () => {

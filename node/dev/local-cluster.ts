@@ -7,7 +7,7 @@ import { HDNodeWallet, Mnemonic } from "ethers";
 import { probeChainId } from "../chain/rpc-provider.ts";
 import { ConsortError } from "../errors.ts";
 import { getJson } from "../transport/http-client.ts";
-import type { NodeConfigInput } from "./node-config.ts";
+import type { NodeConfigInput } from "../daemon/node-config.ts";
 
 /**
  * Local, single-machine clusters for the demo, the end-to-end tests and the

@@ -15,7 +15,7 @@ import { decodeProgram, verifyProgramHash } from "../program/program-encoding.ts
 import type { Program } from "../program/program.ts";
 import { postShareSubmission, withRetry } from "../transport/http-client.ts";
 import { sealEncodedSharePayload, signShareSubmission } from "../transport/share-submission.ts";
-import { ownerInputLayout } from "./input-layout.ts";
+import { ownerInputLayout } from "../program/input-layout.ts";
 import { PendingSubmissionFile, type PendingSubmission } from "./pending-submission.ts";
 
 export interface SubmitInputOptions {

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Wallet } from "ethers";
 import { isConsortError } from "../../node/errors.ts";
-import { PendingSubmissionFile, type PendingSubmission } from "../../node/cli/pending-submission.ts";
+import { PendingSubmissionFile, type PendingSubmission } from "../../node/client/pending-submission.ts";
 
 const parties = [0, 1, 2].map((i) => new Wallet(`0x${String(i + 1).padStart(64, "0")}`).address);
 const REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3";

@@ -2,7 +2,7 @@ import { Wallet, type JsonRpcProvider } from "ethers";
 import { loadDeployment } from "../chain/deployments.ts";
 import { RegistryClient } from "../chain/registry-client.ts";
 import { connectProvider } from "../chain/rpc-provider.ts";
-import { loadSigningKey } from "./node-config.ts";
+import { loadSigningKey } from "../chain/signing-key.ts";
 
 /** Options shared by every client command (requester, data owner, auditor, operator). */
 export interface ConnectionOptions {
