@@ -44,6 +44,10 @@ export type ConsortErrorCode =
   // chain
   | "RPC_UNAVAILABLE"
   | "TX_REVERTED"
+  /** A signed transaction is broadcast but not mined yet (retryable: the same transaction is awaited again). */
+  | "TX_PENDING"
+  /** Another transaction took a signed transaction's nonce before it was mined (retryable: it is signed again). */
+  | "TX_REPLACED"
   | "CONTRACT_NOT_FOUND"
   | "DEPLOYMENT_NOT_FOUND"
   | "TASK_FAILED"

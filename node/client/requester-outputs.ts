@@ -7,7 +7,7 @@ import { decodeProgram } from "../program/program-encoding.ts";
 import { decodeResult } from "../program/result-encoding.ts";
 import { reconstructRequesterOutput, type RequesterOutputShare } from "../protocol/requester-output.ts";
 import { decodeRequesterShare } from "../transport/requester-share-codec.ts";
-import { postJson } from "../transport/http-client.ts";
+import { postJson, withRetry } from "../transport/http-client.ts";
 import { openOutputResponse, signOutputRequest, type UnsignedOutputRequest } from "../transport/output-request.ts";
 
 export interface RequesterOutputs {
@@ -56,7 +56,13 @@ export async function collectRequesterOutputs(registry: RegistryClient, signer: 
     task.parties.map(async (partyAddress, index) => {
       try {
         const party = await registry.getParty(partyAddress);
-        const answer = (await postJson(party.endpoint, `/v1/tasks/${taskId}/outputs`, request, { timeoutMs: 15_000 })) as { sealed?: unknown };
+        // A party releases outputs once it has applied the finalization at its confirmation depth, which may
+        // be a few blocks after the requester saw it: it answers retryably until then.
+        const answer = (await withRetry(() => postJson(party.endpoint, `/v1/tasks/${taskId}/outputs`, request, { timeoutMs: 15_000 }), {
+          attempts: 12,
+          initialDelayMs: 250,
+          maxDelayMs: 4_000,
+        })) as { sealed?: unknown };
         if (typeof answer.sealed !== "string") throw new ConsortError("PROTOCOL_INVALID_MESSAGE", "the answer has no sealed field");
         const opened = openOutputResponse(unsigned, getAddress(partyAddress), ephemeralPrivate, getBytes(answer.sealed));
         const shares = (JSON.parse(new TextDecoder().decode(opened)) as string[]).map((s) => decodeRequesterShare(getBytes(s)));

@@ -1,45 +1,31 @@
 import { join } from "node:path";
-import { getAddress, getBytes, hexlify, keccak256, type JsonRpcProvider, type Wallet } from "ethers";
-import { randomBytes } from "@noble/hashes/utils.js";
-import { recoverAttestationSigner, signAttestation } from "../chain/attestation.ts";
+import { getBytes, hexlify, type JsonRpcProvider, type Wallet } from "ethers";
 import { loadDeployment } from "../chain/deployments.ts";
-import { EventWatcher, type WatchedEvent } from "../chain/event-watcher.ts";
+import { EventWatcher } from "../chain/event-watcher.ts";
 import { loadRegistryArtifact } from "../chain/registry-artifact.ts";
 import { RegistryClient } from "../chain/registry-client.ts";
 import { connectProvider } from "../chain/rpc-provider.ts";
+import type { TaskStateName } from "../chain/task-state.ts";
+import { TxSubmitter } from "../chain/tx-submitter.ts";
 import { ConsortError, isConsortError, toConsortError } from "../errors.ts";
-import { toHex } from "../transport/binary-codec.ts";
-import { inputCommitment, shareDigestOfEncoded, type InputContext } from "../math/commitment.ts";
-import { decodeProgram, programHash } from "../program/program-encoding.ts";
-import { programDataOwnerCount } from "../program/program.ts";
-import { decodeResult, encodeResult } from "../program/result-encoding.ts";
-import { frVecCheck } from "../math/fr-vec.ts";
-import { runProgram } from "../protocol/program-runner.ts";
-import type { RoundNetwork } from "../protocol/round-network.ts";
+import type { Logger } from "../logger.ts";
+import { inputCommitment } from "../math/commitment.ts";
 import { NodeStore, type StoredTask } from "../store/node-store.ts";
 import { createNodeApi, startNodeApi, type RunningNodeApi } from "../transport/http-server.ts";
-import { labelKey, openPayload, verifyPeerMessageSignature, type MessageLabel, type SignedPeerMessage } from "../transport/peer-message.ts";
-import { openSharePayload, verifyShareSubmission, type ShareSubmission } from "../transport/share-submission.ts";
-import { sealOutputResponse, verifyOutputRequest, type OutputRequest } from "../transport/output-request.ts";
-import { ownerInputLayout, splitOwnerVector } from "../program/input-layout.ts";
-import { encodeRequesterShare } from "../transport/requester-share-codec.ts";
-import type { Logger } from "../logger.ts";
-import type { NodeConfig, NodeSecrets } from "./node-config.ts";
-import { loadOrCreateEncryptionKey } from "./node-keys.ts";
-import { PartyDirectory } from "./party-directory.ts";
 import { PeerChannel } from "../transport/peer-channel.ts";
-import { PeerSessions, type AcceptedFrame } from "../transport/peer-sessions.ts";
 import { maxFrameBytes } from "../transport/peer-frame.ts";
 import { PeerMailbox } from "../transport/peer-mailbox.ts";
-
-/** The label of the message in which a party sends its signed attestation of the result to its peers. */
-const ATTESTATION_ROUND = 0;
-const ATTESTATION_GATE = "attest";
-const TASK_EVENTS = new Set(["TaskCreated", "InputCommitted", "TaskFinalized", "TaskExpired"]);
-/** How long to wait before trying a task again after a transient failure (a peer down, an RPC hiccup). */
-const RETRY_DELAY_MS = 2_000;
-/** After the quorum is in, how long the submitter waits for the remaining attestations. */
-const LATE_ATTESTATION_GRACE_MS = 1_000;
+import { PeerSessions } from "../transport/peer-sessions.ts";
+import { ChainFollower } from "./chain-follower.ts";
+import { ATTESTATION_GATE, ComputeRunner } from "./compute-runner.ts";
+import type { NodeConfig, NodeSecrets } from "./node-config.ts";
+import { loadOrCreateEncryptionKey } from "./node-keys.ts";
+import { NodeQueries } from "./node-queries.ts";
+import { PartyDirectory } from "./party-directory.ts";
+import { ResultAttestor } from "./result-attestor.ts";
+import { ShareIntake } from "./share-intake.ts";
+import { TaskDriver, type StepOutcome } from "./task-driver.ts";
+import { RECHECK_MS, nextStep, submitterRank, type TaskView } from "./task-lifecycle.ts";
 
 export interface ConsortNodeOptions {
   config: NodeConfig;
@@ -51,14 +37,19 @@ function sameAddress(a: string, b: string): boolean {
   return a.toLowerCase() === b.toLowerCase();
 }
 
+const finalizeKey = (taskId: bigint) => `finalize/${taskId}`;
+const expireKey = (taskId: bigint) => `expire/${taskId}`;
+
 /**
- * A Consort compute party: watches the registry, accepts data owners' shares,
- * runs committed programs with its peers, attests to results and, when its
- * turn comes, finalizes them on chain.
- *
- * Events are triggers; the chain is the authority. Before acting (starting a
- * computation, submitting a result) the node re-reads the task's state from
- * the registry, so a reorged-away event cannot make it act wrongly.
+ * A Consort compute party: the composition root over a durable task life
+ * cycle. The chain follower writes confirmed registry events to the store;
+ * the share intake and the peer frames feed it too; every change wakes the
+ * task's job, and the task driver runs one step at a time, decided by
+ * `nextStep` (./task-lifecycle.ts) from the store and the registry's state:
+ * wait, compute, attest, finalize, expire. Jobs, attempts and signed
+ * transactions live in the store, so a node killed at any point resumes
+ * where it was: an interrupted computation runs again under a new attempt,
+ * a signed transaction is sent again rather than signed twice.
  */
 export class ConsortNode {
   readonly config: NodeConfig;
@@ -66,22 +57,20 @@ export class ConsortNode {
   readonly chainId: bigint;
   readonly registry: RegistryClient;
   readonly store: NodeStore;
-  private readonly wallet: Wallet;
   private readonly provider: JsonRpcProvider;
   private readonly logger: Logger;
   private readonly encryptionKey: { privateKey: Uint8Array; publicKey: Uint8Array };
   private readonly mailbox = new PeerMailbox();
-  /** Tasks whose computation is over here: their round messages are no longer awaited. */
-  private readonly computed = new Set<string>();
   private readonly directory: PartyDirectory;
-  private readonly channel: PeerChannel;
   private readonly sessions: PeerSessions;
+  private readonly channel: PeerChannel;
   private readonly watcher: EventWatcher;
-  private readonly active = new Map<string, Promise<void>>();
-  /** How the last computation of each task went (for operators and benchmarks; not persisted). */
-  /** Per task: wall time of the computation, its rounds, payload bytes sent, and this process's CPU time meanwhile (all threads). */
-  private readonly computeStats = new Map<string, { ms: number; rounds: number; payloadBytesSent: number; cpuMs: number }>();
-  private readonly rerun = new Set<string>();
+  private readonly driver: TaskDriver;
+  private readonly runner: ComputeRunner;
+  private readonly attestor: ResultAttestor;
+  private readonly intake: ShareIntake;
+  private readonly queries: NodeQueries;
+  private readonly submitter: TxSubmitter;
   private api: RunningNodeApi | undefined;
   private stopping = false;
 
@@ -96,47 +85,98 @@ export class ConsortNode {
     logger: Logger;
     encryptionKey: { privateKey: Uint8Array; publicKey: Uint8Array };
   }) {
-    this.config = args.config;
-    this.wallet = args.wallet;
-    this.address = args.wallet.address;
+    const { config, wallet, store, logger, registry } = args;
+    this.config = config;
+    this.address = wallet.address;
     this.provider = args.provider;
     this.chainId = args.chainId;
-    this.registry = args.registry;
-    this.store = args.store;
-    this.logger = args.logger;
+    this.registry = registry;
+    this.store = store;
+    this.logger = logger;
     this.encryptionKey = args.encryptionKey;
-    this.directory = new PartyDirectory(args.registry);
+    this.directory = new PartyDirectory(registry);
     this.sessions = new PeerSessions({
       chainId: this.chainId,
-      registry: this.registry.address,
-      signingKey: this.wallet,
+      registry: registry.address,
+      signingKey: wallet,
       encryptionPrivateKey: this.encryptionKey.privateKey,
       lookupParty: (address) => this.directory.get(address),
-      taskParties: (taskId) => this.store.getTask(taskId)?.parties,
-      deliver: (frame) => this.storeFrame(frame),
-      timeoutMs: this.config.protocolTimeoutMs,
-      onRetry: ({ to, label, attempt, error }) =>
-        this.logger.debug({ to, label, attempt, code: error.code }, "peer not ready; retrying"),
-      onError: (error, info) => this.logger.warn({ ...info, code: error.code }, error.message),
+      taskParties: (taskId) => store.getTask(taskId)?.parties,
+      deliver: (frame) => this.runner.acceptFrame(frame),
+      timeoutMs: config.protocolTimeoutMs,
+      onRetry: ({ to, label, attempt, error }) => logger.debug({ to, label, attempt, code: error.code }, "peer not ready; retrying"),
+      onError: (error, info) => logger.warn({ ...info, code: error.code }, error.message),
     });
     this.channel = new PeerChannel({
       sessions: this.sessions,
-      // Only attestations are stored (storeFrame); round messages are asked of the mailbox alone.
-      store: { getMessage: (taskId, round, gate, from) => (gate === ATTESTATION_GATE ? this.store.getMessage(taskId, round, gate, from) : undefined) },
+      // Only attestations are stored; round messages are asked of the mailbox alone.
+      store: { getMessage: (taskId, round, gate, from) => (gate === ATTESTATION_GATE ? store.getMessage(taskId, round, gate, from) : undefined) },
       mailbox: this.mailbox,
-      timeoutMs: this.config.protocolTimeoutMs,
+      timeoutMs: config.protocolTimeoutMs,
+    });
+    this.driver = new TaskDriver({
+      jobs: store,
+      run: (taskId) => this.runTask(taskId),
+      onFailure: (taskId, error, failures) => this.taskFailed(taskId, error, failures),
+    });
+    const wake = (taskId: bigint) => this.driver.wake(taskId);
+    this.runner = new ComputeRunner({ address: this.address, store, channel: this.channel, sessions: this.sessions, mailbox: this.mailbox, logger, onNewAttempt: wake });
+    this.attestor = new ResultAttestor({
+      wallet,
+      chainId: this.chainId,
+      registry: registry.address,
+      store,
+      channel: this.channel,
+      logger,
+      inputCommitments: (task) => this.inputCommitmentsInOrder(task),
+    });
+    this.intake = new ShareIntake({
+      address: this.address,
+      chainId: this.chainId,
+      registry,
+      store,
+      encryptionPrivateKey: this.encryptionKey.privateKey,
+      logger,
+      onShare: wake,
+    });
+    this.queries = new NodeQueries({
+      address: this.address,
+      chainId: this.chainId,
+      registry: registry.address,
+      encryptionPublicKey: this.encryptionKey.publicKey,
+      store,
+      logger,
+      computeStats: (taskId) => this.runner.stats(taskId),
+    });
+    this.submitter = new TxSubmitter({
+      wallet,
+      to: registry.address,
+      iface: loadRegistryArtifact().iface,
+      journal: store,
+      receiptTimeoutMs: Math.max(config.protocolTimeoutMs, 30_000),
+    });
+    const follower = new ChainFollower({
+      address: this.address,
+      store,
+      logger,
+      onPartyUpdated: (party) => this.directory.invalidate(party),
+      onTaskOver: (taskId, how) => this.runner.markOver(taskId, `${how} on chain`),
+      onTasksTouched: (taskIds) => taskIds.forEach(wake),
     });
     this.watcher = new EventWatcher({
       provider: this.provider,
-      address: this.registry.address,
+      address: registry.address,
       iface: loadRegistryArtifact().iface,
       startBlock: args.startBlock,
-      confirmations: this.config.confirmations,
-      pollIntervalMs: this.config.pollIntervalMs,
-      store: this.store,
-      apply: (events, cursor) => this.applyEvents(events, cursor),
-      onError: (error) => this.logger.warn({ code: error.code, retryable: error.retryable }, `chain watcher: ${error.message}`),
-      onReorg: (from, to) => this.logger.warn({ from, to }, "chain reorganisation detected; re-reading from the fork point"),
+      confirmations: config.confirmations,
+      pollIntervalMs: config.pollIntervalMs,
+      store,
+      apply: (events, cursor) => follower.apply(events, cursor),
+      onError: (error) => logger.warn({ code: error.code, retryable: error.retryable }, `chain watcher: ${error.message}`),
+      onReorg: (from, to) => {
+        logger.warn({ from, to }, "chain reorganisation detected; re-reading from the fork point");
+        for (const task of store.listTasks()) wake(task.taskId);
+      },
     });
   }
 
@@ -171,13 +211,17 @@ export class ConsortNode {
     const node = new ConsortNode({ config, wallet, provider, chainId, registry, startBlock, store, logger, encryptionKey });
     try {
       await node.listen();
+      const pendingTxs = await node.submitter.rebroadcastJournaled();
+      if (pendingTxs > 0) logger.info({ pendingTxs }, "sent the transactions signed before the restart again");
     } catch (error) {
+      await node.api?.close();
       store.close();
       provider.destroy();
       throw error;
     }
+    node.resume();
     node.watcher.start();
-    for (const task of store.listTasks(["awaiting-inputs", "computing", "attesting"])) node.schedule(task.taskId);
+    node.driver.start();
     logger.info(
       { party: node.address, registry: registry.address, chainId: chainId.toString(), url: node.url, confirmations: config.confirmations },
       "consort node started",
@@ -189,15 +233,26 @@ export class ConsortNode {
     return this.api?.url ?? this.config.publicUrl;
   }
 
+  /** After a (re)start: interrupted computations take a new attempt, and every unfinished task is looked at now. */
+  private resume(): void {
+    for (const task of this.store.listTasks()) {
+      if (task.status === "computing") this.runner.abandonInterrupted(task.taskId);
+      else if (task.status !== "awaiting-inputs") this.runner.markOver(task.taskId, `already ${task.status}`);
+      this.driver.wake(task.taskId);
+    }
+  }
+
   private async listen(): Promise<void> {
     const app = createNodeApi(
       {
-        health: async () => this.health(),
-        taskStatus: async (taskId) => this.taskStatus(taskId),
-        submitShare: async (submission) => this.acceptShare(submission),
-        deliverMessage: async (message) => this.acceptMessage(message),
-        getProgram: async (hash) => this.programByHash(hash),
-        requesterOutputs: async (request) => this.requesterOutputs(request),
+        health: async () => this.queries.health(),
+        taskStatus: async (taskId) => this.queries.taskStatus(taskId),
+        submitShare: async (submission) => this.intake.accept(submission),
+        deliverMessage: async () => {
+          throw new ConsortError("NOT_FOUND", "POST /v1/messages is retired: parties exchange frames on the consort-frames/1 stream");
+        },
+        getProgram: async (hash) => this.queries.programByHash(hash),
+        requesterOutputs: async (request) => this.queries.requesterOutputs(request),
       },
       {
         maxMessageBytes: this.config.maxMessageBytes,
@@ -224,460 +279,118 @@ export class ConsortNode {
     this.mailbox.close("the node is stopping");
     await this.sessions.close();
     await this.api?.close();
-    await Promise.allSettled([...this.active.values()]);
+    await this.driver.stop();
     this.store.close();
     this.provider.destroy();
     this.logger.info("consort node stopped");
   }
 
-  // -------------------------------------------------------------- API handlers
+  // ------------------------------------------------------------- the life cycle
 
-  private health(): Record<string, unknown> {
-    const cursor = this.store.loadCursor();
-    return {
-      status: "ok",
-      party: this.address,
-      chainId: this.chainId.toString(),
-      registry: this.registry.address,
-      encryptionKey: hexlify(this.encryptionKey.publicKey),
-      processedBlock: cursor?.blockNumber ?? null,
-      tasks: this.store.listTasks().length,
-    };
-  }
-
-  /** Serves the bytes of a program this node holds (any task it is a party of), so peers and users can fetch a program by hash. */
-  private programByHash(hash: string): Uint8Array {
-    const wanted = hash.toLowerCase();
-    const task = this.store.listTasks().find((t) => t.programHash.toLowerCase() === wanted);
-    if (task === undefined) {
-      throw new ConsortError("NOT_FOUND", `party ${this.address} holds no program with hash ${hash}`, { details: { programHash: hash } });
-    }
-    return task.program;
-  }
-
-  /**
-   * This party's shares of a finalized task's requester-only outputs, sealed to
-   * the ephemeral key in the requester's signed request (node/transport/output-request.ts).
-   */
-  private requesterOutputs(request: OutputRequest): Record<string, unknown> {
-    const task = this.store.getTask(BigInt(request.taskId));
-    if (task === undefined) {
-      throw new ConsortError("UNKNOWN_TASK", `task ${request.taskId} is unknown to party ${this.address}`, { details: { taskId: request.taskId } });
-    }
-    verifyOutputRequest(request, { chainId: this.chainId, registry: this.registry.address, requester: task.requester, nowSeconds: Math.floor(Date.now() / 1000) });
-    if (task.status !== "finalized") {
-      throw new ConsortError("TASK_NOT_ACCEPTING", `task ${request.taskId} is ${task.status}; requester outputs are released once it is finalized`, {
-        retryable: task.status === "computing" || task.status === "attesting" || task.status === "awaiting-inputs",
-      });
-    }
-    const shares = [...this.store.getRequesterShares(task.taskId).values()].map((payload) => hexlify(payload));
-    const sealed = sealOutputResponse(request, this.address, new TextEncoder().encode(JSON.stringify(shares)));
-    this.logger.info({ taskId: request.taskId, outputs: shares.length }, "requester outputs released to the requester");
-    return { party: this.address, sealed: toHex(sealed) };
-  }
-
-  private knownTask(taskId: bigint): StoredTask {
+  /** One run of a task's job: gather what is known, decide the next step (./task-lifecycle.ts), take it. */
+  private async runTask(taskId: bigint): Promise<StepOutcome> {
+    const now = Date.now();
     const task = this.store.getTask(taskId);
-    if (task === undefined) {
-      throw new ConsortError(
-        "UNKNOWN_TASK",
-        `task ${taskId} is unknown to party ${this.address} (not created, not confirmed yet, or this party is not in it)`,
-        { retryable: true, details: { taskId: taskId.toString() } },
-      );
+    if (task === undefined || task.status === "finalized" || task.status === "expired") {
+      this.finish(taskId);
+      return { step: "done", nextRunAt: undefined };
     }
-    return task;
-  }
-
-  private taskStatus(taskId: bigint): Record<string, unknown> {
-    const task = this.store.getTask(taskId);
-    if (task === undefined) {
-      throw new ConsortError("UNKNOWN_TASK", `task ${taskId} is unknown to party ${this.address}`, {
-        details: { taskId: taskId.toString() },
-      });
-    }
-    const shares = this.store.getShares(taskId);
-    const commitments = this.store.getCommitments(taskId);
-    let result: unknown = null;
-    if (task.result !== undefined) {
-      try {
-        result = decodeResult(decodeProgram(task.program), task.result).outputs;
-      } catch {
-        result = null;
+    const chain = await this.registry.taskState(taskId);
+    if (chain === "Finalized" || chain === "Expired") this.runner.markOver(taskId, `${chain.toLowerCase()} on chain`);
+    const view = await this.view(task, chain, now);
+    const step = nextStep(view, this.config.takeoverDelayMs);
+    const id = taskId.toString();
+    switch (step.kind) {
+      case "done":
+        this.finish(taskId);
+        return { step: "done", nextRunAt: undefined };
+      case "wait":
+        return { step: `wait: ${step.reason}`, nextRunAt: step.until };
+      case "await-turn":
+        this.store.setJobTurn(taskId, step.until);
+        return { step: `${step.then} at its turn`, nextRunAt: step.until };
+      case "compute": {
+        this.store.setTaskStatus(taskId, "computing");
+        const outcome = await this.runner.compute(task);
+        if (outcome === "superseded") this.logger.info({ taskId: id, attempt: this.runner.attemptOf(taskId) }, "computation moved to a peer's newer attempt");
+        return { step: "compute", nextRunAt: Date.now() };
       }
-    }
-    return {
-      taskId: taskId.toString(),
-      status: task.status,
-      error: task.error ?? null,
-      programHash: task.programHash,
-      parties: task.parties,
-      threshold: task.threshold,
-      dataOwners: task.dataOwners.map((owner) => ({
-        address: owner,
-        committed: commitments.has(owner),
-        shareReceived: shares.has(owner),
-      })),
-      resultHash: task.resultHash ?? null,
-      result,
-      attestations: this.store.getAttestations(taskId).map((a) => a.signer),
-      finalizedBlock: task.finalizedBlock ?? null,
-      finalizeTx: task.finalizeTx ?? null,
-      compute: this.computeStats.get(taskId.toString()) ?? null,
-    };
-  }
-
-  private inputContext(taskId: bigint, dataOwner: string): InputContext {
-    return {
-      chainId: this.chainId,
-      registry: getBytes(this.registry.address),
-      taskId,
-      dataOwner: getBytes(dataOwner),
-    };
-  }
-
-  /** A data owner's share for this party: verified in full before anything is stored. */
-  private async acceptShare(submission: ShareSubmission): Promise<Record<string, unknown>> {
-    verifyShareSubmission(submission);
-    if (BigInt(submission.chainId) !== this.chainId || !sameAddress(submission.registry, this.registry.address)) {
-      throw new ConsortError(
-        "BAD_REQUEST",
-        `the submission is for chain ${submission.chainId} registry ${submission.registry}; this node serves chain ${this.chainId} registry ${this.registry.address}`,
-      );
-    }
-    if (!sameAddress(submission.party, this.address)) {
-      throw new ConsortError("NOT_A_PARTY", `the submission is addressed to ${submission.party}, not to this party ${this.address}`);
-    }
-    const taskId = BigInt(submission.taskId);
-    const task = this.knownTask(taskId);
-    if (task.status === "finalized" || task.status === "expired" || task.status === "failed") {
-      throw new ConsortError("TASK_NOT_ACCEPTING", `task ${taskId} is ${task.status} and takes no more input`, {
-        details: { taskId: submission.taskId, status: task.status },
-      });
-    }
-    const dataOwner = getAddress(submission.dataOwner);
-    const ownerIndex = task.dataOwners.findIndex((o) => sameAddress(o, dataOwner));
-    if (ownerIndex < 0) {
-      throw new ConsortError("NOT_A_DATA_OWNER", `${dataOwner} is not a data owner of task ${taskId}`, {
-        details: { taskId: submission.taskId, dataOwner },
-      });
-    }
-    if (submission.digests.length !== task.parties.length) {
-      throw new ConsortError(
-        "BAD_REQUEST",
-        `digests: expected one per party (${task.parties.length}), got ${submission.digests.length}`,
-        { details: { field: "digests" } },
-      );
-    }
-    const selfIndex = task.parties.findIndex((p) => sameAddress(p, this.address));
-    const layout = ownerInputLayout(decodeProgram(task.program), ownerIndex);
-    const { salt, encoded, vector } = openSharePayload(
-      this.encryptionKey.privateKey,
-      submission.sealed,
-      { chainId: this.chainId, registry: this.registry.address, taskId, dataOwner, party: this.address },
-      layout.length,
-    );
-    const ctx = this.inputContext(taskId, dataOwner);
-    const digests = submission.digests.map((d) => getBytes(d));
-    if (hexlify(shareDigestOfEncoded(ctx, selfIndex, salt, encoded)) !== hexlify(digests[selfIndex]!)) {
-      throw new ConsortError("COMMITMENT_MISMATCH", `the share does not match digest #${selfIndex} of data owner ${dataOwner}'s submission`, {
-        details: { taskId: submission.taskId, dataOwner },
-      });
-    }
-    let commitment = this.store.getCommitments(taskId).get(dataOwner);
-    if (commitment === undefined) {
-      // The watcher may not have applied the InputCommitted event yet (confirmations): read the chain directly.
-      const onChain = (await this.registry.inputCommitments(taskId))[ownerIndex];
-      if (onChain === undefined || /^0x0+$/.test(onChain)) {
-        throw new ConsortError("COMMITMENT_NOT_FOUND", `data owner ${dataOwner} has not committed an input to task ${taskId} yet`, {
-          retryable: true,
-          details: { taskId: submission.taskId, dataOwner },
-        });
+      case "attest": {
+        const collected = await this.attestor.attest(task);
+        this.logger.info({ taskId: id, attestations: collected }, "quorum of attestations collected");
+        return { step: "attest", nextRunAt: Date.now() };
       }
-      commitment = onChain;
-    }
-    if (hexlify(inputCommitment(ctx, digests)) !== commitment.toLowerCase()) {
-      throw new ConsortError("COMMITMENT_MISMATCH", `the submitted digests do not match data owner ${dataOwner}'s on-chain commitment ${commitment}`, {
-        details: { taskId: submission.taskId, dataOwner, commitment },
-      });
-    }
-    const concatenated = new Uint8Array(32 * digests.length);
-    digests.forEach((d, i) => concatenated.set(d, 32 * i));
-    const outcome = this.store.putShare(taskId, {
-      dataOwner,
-      salt,
-      values: vector,
-      digests: concatenated,
-      receivedAt: Date.now(),
-    });
-    if (outcome !== "inserted") {
-      throw new ConsortError("DUPLICATE_INPUT", `party ${this.address} already holds data owner ${dataOwner}'s share for task ${taskId}`, {
-        details: { taskId: submission.taskId, dataOwner, identical: outcome === "identical" },
-      });
-    }
-    this.logger.info({ taskId: submission.taskId, dataOwner }, "input share accepted");
-    this.schedule(taskId);
-    return { status: "accepted", taskId: submission.taskId, dataOwner, party: this.address };
-  }
-
-  /**
-   * A peer's frame that PeerSessions has authenticated (pairwise AEAD under
-   * keys derived from both parties' registered keys, Ed25519 frame key
-   * certified by the sender's registered address), found to come from a
-   * party of the task and not to contradict an earlier frame under its
-   * label: validated, then handed to the waiting round. Round messages stay
-   * in memory (the mailbox): a computation that stops midway is run again,
-   * never resumed, so writing them to disk only cost time on every round.
-   * Attestations are stored (they outlive the computation). Round messages
-   * of a task whose computation is over are acknowledged and dropped (a
-   * late retransmission must not sit in the mailbox).
-   */
-  private storeFrame(frame: AcceptedFrame): void {
-    const { label, from, payload } = frame;
-    if (label.gate === ATTESTATION_GATE) {
-      const outcome = this.store.putMessage(label.taskId, label.round, label.gate, from, payload);
-      if (outcome === "conflict") {
-        throw new ConsortError("DUPLICATE_MESSAGE", `party ${from} already sent a different message for ${labelKey(label)}`, {
-          details: { label: labelKey(label), from },
-        });
-      }
-    } else {
-      try {
-        frVecCheck(payload, "payload");
-      } catch (cause) {
-        throw new ConsortError("BAD_REQUEST", `the payload of ${labelKey(label)} from ${from} is not a field vector`, { cause });
-      }
-      if (this.computed.has(label.taskId.toString())) return;
-    }
-    this.mailbox.deliver(labelKey(label), from, payload);
-  }
-
-  /** A peer's protocol message on the older per-message route (POST /v1/messages): signed by a party of the task, sealed to us, stored before it is acknowledged. */
-  private async acceptMessage(message: SignedPeerMessage): Promise<void> {
-    const from = verifyPeerMessageSignature(message);
-    if (message.chainId !== this.chainId || !sameAddress(message.registry, this.registry.address)) {
-      throw new ConsortError("BAD_REQUEST", `the message is for chain ${message.chainId} registry ${message.registry}; this node serves chain ${this.chainId} registry ${this.registry.address}`);
-    }
-    if (!sameAddress(message.to, this.address)) {
-      throw new ConsortError("NOT_A_PARTY", `the message is addressed to ${message.to}, not to this party ${this.address}`);
-    }
-    const task = this.knownTask(message.label.taskId);
-    if (!task.parties.some((p) => sameAddress(p, from))) {
-      throw new ConsortError("NOT_A_PARTY", `${from} is not a party of task ${task.taskId}`, {
-        details: { taskId: task.taskId.toString(), from },
-      });
-    }
-    const payload = openPayload(this.encryptionKey.privateKey, message);
-    if (message.label.gate !== ATTESTATION_GATE) {
-      // Reject bytes that are not a canonical packed field vector here, at the boundary, rather than mid-protocol.
-      try {
-        frVecCheck(payload, "payload");
-      } catch (cause) {
-        throw new ConsortError("BAD_REQUEST", `the payload of ${labelKey(message.label)} from ${from} is not a field vector`, { cause });
-      }
-    }
-    const { taskId, round, gate } = message.label;
-    const outcome = this.store.putMessage(taskId, round, gate, getAddress(from), payload);
-    if (outcome === "conflict") {
-      throw new ConsortError("DUPLICATE_MESSAGE", `party ${from} already sent a different message for ${labelKey(message.label)}`, {
-        details: { label: labelKey(message.label), from },
-      });
-    }
-    this.mailbox.deliver(labelKey(message.label), getAddress(from), payload);
-  }
-
-  // ------------------------------------------------------------- chain events
-
-  private applyEvents(events: readonly WatchedEvent[], cursor: { blockNumber: number; blockHash: string }): void {
-    const touched = new Set<bigint>();
-    this.store.transaction(() => {
-      for (const event of events) {
-        const taskId = TASK_EVENTS.has(event.name) ? (event.args.getValue("taskId") as bigint) : undefined;
-        if (!this.store.markEventApplied(event.key, event.blockNumber, event.name, taskId)) continue;
-        this.applyEvent(event, touched);
-      }
-      this.store.advanceCursor(cursor);
-    });
-    for (const taskId of touched) this.schedule(taskId);
-  }
-
-  private applyEvent(event: WatchedEvent, touched: Set<bigint>): void {
-    const a = event.args;
-    switch (event.name) {
-      case "TaskCreated": {
-        const parties = (a.getValue("parties") as string[]).map((p) => getAddress(p));
-        if (!parties.some((p) => sameAddress(p, this.address))) return;
-        const taskId = a.getValue("taskId") as bigint;
-        const program = getBytes(a.getValue("program") as string);
-        const hash = a.getValue("programHash") as string;
-        const dataOwners = (a.getValue("dataOwners") as string[]).map((o) => getAddress(o));
-        let error: string | undefined;
-        try {
-          const decoded = decodeProgram(program);
-          if (programHash(program) !== hash.toLowerCase()) throw new ConsortError("PROGRAM_HASH_MISMATCH", "program bytes do not hash to the program hash");
-          if (programDataOwnerCount(decoded) !== dataOwners.length) {
-            throw new ConsortError(
-              "PROGRAM_INVALID",
-              `the program reads inputs from ${programDataOwnerCount(decoded)} data owners but the task lists ${dataOwners.length}`,
-            );
-          }
-        } catch (e) {
-          error = `${toConsortError(e).code}: ${toConsortError(e).message}`;
-        }
-        this.store.insertTask({
-          taskId,
-          programHash: hash,
-          program,
-          requester: getAddress(a.getValue("requester") as string),
-          parties,
-          dataOwners,
-          threshold: Number(a.getValue("threshold")),
-          inputDeadline: a.getValue("inputDeadline") as bigint,
-          resultDeadline: a.getValue("resultDeadline") as bigint,
-          createdBlock: event.blockNumber,
-          ...(error === undefined ? {} : { status: "failed" as const, error }),
-        });
-        if (error !== undefined) this.logger.error({ taskId: taskId.toString(), error }, "refusing task: its program is not valid");
-        else this.logger.info({ taskId: taskId.toString(), programHash: hash }, "task created with this party");
-        touched.add(taskId);
-        return;
-      }
-      case "InputCommitted": {
-        const taskId = a.getValue("taskId") as bigint;
-        if (this.store.getTask(taskId) === undefined) return;
-        this.store.putCommitment(taskId, getAddress(a.getValue("dataOwner") as string), (a.getValue("commitment") as string).toLowerCase());
-        touched.add(taskId);
-        return;
-      }
-      case "TaskFinalized": {
-        const taskId = a.getValue("taskId") as bigint;
-        if (this.store.getTask(taskId) === undefined) return;
-        this.store.setTaskFinalized(
-          taskId,
-          getBytes(a.getValue("result") as string),
-          a.getValue("resultHash") as string,
-          event.blockNumber,
-          event.transactionHash,
-        );
-        // The messages held shares of intermediate values; the task is over.
-        this.computed.add(taskId.toString());
-        this.store.deleteMessages(taskId);
-        this.channel.forgetTask(taskId);
-        this.logger.info({ taskId: taskId.toString(), block: event.blockNumber }, "task finalized on chain");
-        return;
-      }
-      case "TaskExpired": {
-        const taskId = a.getValue("taskId") as bigint;
-        if (this.store.getTask(taskId) === undefined) return;
-        this.store.setTaskStatus(taskId, "expired");
-        this.computed.add(taskId.toString());
-        this.store.deleteMessages(taskId);
-        this.channel.forgetTask(taskId);
-        return;
-      }
-      case "PartyUpdated": {
-        this.directory.invalidate(getAddress(a.getValue("party") as string));
-        return;
-      }
-      default:
-        return;
+      case "finalize":
+        await this.finalize(task);
+        return { step: "finalize", nextRunAt: Date.now() + RECHECK_MS };
+      case "expire":
+        await this.expire(task);
+        return { step: "expire", nextRunAt: Date.now() + RECHECK_MS };
     }
   }
 
-  // ---------------------------------------------------------------- tasks
-
-  /** Runs `advance(taskId)` now, or once more after the run in progress. */
-  private schedule(taskId: bigint): void {
-    if (this.stopping) return;
-    const key = taskId.toString();
-    if (this.active.has(key)) {
-      this.rerun.add(key);
-      return;
-    }
-    const run = this.advance(taskId)
-      .catch((error: unknown) => {
-        const e = toConsortError(error);
-        if (this.stopping) return;
-        this.logger.error({ taskId: key, code: e.code, retryable: e.retryable }, `task ${key}: ${e.message}`);
-        if (!e.retryable) this.store.setTaskStatus(taskId, "failed", `${e.code}: ${e.message}`);
-        else setTimeout(() => this.schedule(taskId), RETRY_DELAY_MS).unref();
-      })
-      .finally(() => {
-        this.active.delete(key);
-        if (this.rerun.delete(key)) this.schedule(taskId);
-      });
-    this.active.set(key, run);
-  }
-
-  private async advance(taskId: bigint): Promise<void> {
-    const task = this.store.getTask(taskId);
-    if (task === undefined) return;
-    if (task.status === "awaiting-inputs" || task.status === "computing") {
-      const commitments = this.store.getCommitments(taskId);
-      const shares = this.store.getShares(taskId);
-      if (task.dataOwners.some((o) => !commitments.has(o) || !shares.has(o))) return;
-      const state = await this.registry.taskState(taskId);
-      if (state !== "Computing") {
-        if (state === "Expired") this.store.setTaskStatus(taskId, "expired");
-        return;
-      }
-      this.store.setTaskStatus(taskId, "computing");
-      await this.compute(task);
-    }
-    const current = this.store.getTask(taskId);
-    if (current?.status === "attesting") await this.attestAndFinalize(current);
-  }
-
-  private async compute(task: StoredTask): Promise<void> {
-    const program = decodeProgram(task.program);
-    const shares = this.store.getShares(task.taskId);
-    const inputShares = new Map<string, Uint8Array>();
-    task.dataOwners.forEach((owner, ownerIndex) => {
-      const share = shares.get(owner);
-      if (share === undefined) throw new ConsortError("INTERNAL", `missing share of ${owner}`);
-      for (const [name, values] of splitOwnerVector(ownerInputLayout(program, ownerIndex), share.values)) {
-        inputShares.set(name, values);
-      }
-    });
-    // Keys and certificates first: setup the node could do as soon as it knew the task, not protocol time.
-    await this.sessions.prepare(task.taskId, task.parties);
-    const sent = { bytes: 0 };
-    const started = performance.now();
-    const cpuBefore = process.cpuUsage();
-    const run = await runProgram(program, {
-      self: task.parties.findIndex((p) => sameAddress(p, this.address)),
-      parties: task.parties.length,
-      threshold: task.threshold,
-      rng: randomBytes,
-      network: this.roundNetwork(task, sent),
-    }, inputShares);
-    this.computed.add(task.taskId.toString());
-    // Every frame the result depends on must be covered by a signed checkpoint before we attest to it.
-    await this.sessions.settled(task.taskId);
-    const ms = performance.now() - started;
-    const cpu = process.cpuUsage(cpuBefore);
-    this.computeStats.set(task.taskId.toString(), { ms, rounds: run.rounds, payloadBytesSent: sent.bytes, cpuMs: (cpu.user + cpu.system) / 1000 });
-    const result = encodeResult(program, run.opened, run.commitments);
-    const resultHash = keccak256(result);
-    this.store.transaction(() => {
-      this.store.setTaskResult(task.taskId, result, resultHash);
-      for (const [name, share] of run.requesterShares) this.store.putRequesterShare(task.taskId, name, encodeRequesterShare(share));
-      this.store.setTaskStatus(task.taskId, "attesting");
-    });
-    this.logger.info({ taskId: task.taskId.toString(), resultHash, rounds: run.rounds, ms: Math.round(ms), payloadBytesSent: sent.bytes }, "result computed");
-  }
-
-  /** The protocol engine's view of the network for one task: field vectors in, field vectors out. */
-  private roundNetwork(task: StoredTask, sent: { bytes: number }): RoundNetwork {
+  private async view(task: StoredTask, chain: TaskStateName, now: number): Promise<TaskView> {
+    const job = this.store.getJob(task.taskId);
+    const hasResult = task.result !== undefined && task.resultHash !== undefined;
     const self = task.parties.findIndex((p) => sameAddress(p, this.address));
+    const deciding = chain === "Computing" && !hasResult && task.status !== "failed";
     return {
-      exchange: (label, outgoing, from) => {
-        const full: MessageLabel = { taskId: task.taskId, round: label.round, gate: label.gate };
-        outgoing.forEach((payload, j) => {
-          if (j !== self && payload !== undefined) sent.bytes += payload.length;
-        });
-        return this.channel.exchange(full, task.parties, outgoing, from);
-      },
+      status: task.status,
+      chain,
+      chainAgrees: deciding ? await this.chainAgrees(task) : true,
+      inputsComplete: deciding ? this.inputsComplete(task) : false,
+      hasResult,
+      attestations: hasResult ? this.attestor.count(task) : 0,
+      quorum: task.threshold + 1,
+      rank: submitterRank(self, task.parties.length, task.taskId),
+      actAfter: job?.actAfter,
+      pendingTx: this.submitter.pending(finalizeKey(task.taskId)) !== undefined ? "finalize" : this.submitter.pending(expireKey(task.taskId)) !== undefined ? "expire" : undefined,
+      now,
     };
+  }
+
+  /**
+   * Every data owner's commitment is applied and this party holds a share
+   * that opens it. A share that no longer matches (its commitment was
+   * replaced after a reorg) is dropped, so the owner's next delivery is taken.
+   */
+  private inputsComplete(task: StoredTask): boolean {
+    const commitments = this.store.getCommitments(task.taskId);
+    const shares = this.store.getShares(task.taskId);
+    let complete = true;
+    for (const owner of task.dataOwners) {
+      const commitment = commitments.get(owner);
+      const share = shares.get(owner);
+      if (commitment === undefined || share === undefined) {
+        complete = false;
+        continue;
+      }
+      const digests = [];
+      for (let i = 0; i < share.digests.length; i += 32) digests.push(share.digests.subarray(i, i + 32));
+      const ctx = { chainId: this.chainId, registry: getBytes(this.registry.address), taskId: task.taskId, dataOwner: getBytes(owner) };
+      if (hexlify(inputCommitment(ctx, digests)) !== commitment.toLowerCase()) {
+        this.store.deleteShare(task.taskId, owner);
+        this.logger.warn({ taskId: task.taskId.toString(), dataOwner: owner }, "dropped a share that does not open the data owner's current commitment; waiting for it again");
+        complete = false;
+      }
+    }
+    return complete;
+  }
+
+  /** The registry holds, at its head, the task and input commitments this node applied (a node never computes on what the chain does not hold). */
+  private async chainAgrees(task: StoredTask): Promise<boolean> {
+    const [record, onChain] = await Promise.all([this.registry.getTask(task.taskId), this.registry.inputCommitments(task.taskId)]);
+    const stored = this.store.getCommitments(task.taskId);
+    const agrees =
+      record.programHash.toLowerCase() === task.programHash.toLowerCase() &&
+      record.threshold === task.threshold &&
+      record.parties.length === task.parties.length &&
+      record.parties.every((p, i) => sameAddress(p, task.parties[i]!)) &&
+      record.dataOwners.length === task.dataOwners.length &&
+      record.dataOwners.every((o, i) => sameAddress(o, task.dataOwners[i]!)) &&
+      task.dataOwners.every((o, i) => stored.get(o)?.toLowerCase() === onChain[i]?.toLowerCase());
+    if (!agrees) this.logger.warn({ taskId: task.taskId.toString() }, "the registry and this node's store disagree on the task; waiting for the watcher to catch up");
+    return agrees;
   }
 
   private async inputCommitmentsInOrder(task: StoredTask): Promise<string[]> {
@@ -686,107 +399,62 @@ export class ConsortNode {
     return this.registry.inputCommitments(task.taskId);
   }
 
-  private async attestAndFinalize(task: StoredTask): Promise<void> {
-    if (task.result === undefined || task.resultHash === undefined) throw new ConsortError("INTERNAL", `task ${task.taskId} has no result`);
-    const attestation = {
-      taskId: task.taskId,
-      programHash: task.programHash,
-      inputCommitments: await this.inputCommitmentsInOrder(task),
-      resultHash: task.resultHash,
-    };
-    const signature = await signAttestation(this.wallet, this.chainId, this.registry.address, attestation);
-    this.store.putAttestation(task.taskId, { signer: this.address, resultHash: task.resultHash, signature });
-    const label: MessageLabel = { taskId: task.taskId, round: ATTESTATION_ROUND, gate: ATTESTATION_GATE };
-    const payload = new Uint8Array([...getBytes(task.resultHash), ...getBytes(signature)]);
-    const peers = task.parties.filter((p) => !sameAddress(p, this.address));
-    // Send to every peer and collect theirs; one peer failing must not stop the others.
-    const sends = Promise.allSettled(peers.map((p) => this.channel.send(label, p, payload)));
-    const quorum = task.threshold + 1;
-    const collected = await this.collectAttestations(task, label, attestation, peers, quorum);
-    void sends.then((results) =>
-      results.forEach((r, i) => {
-        if (r.status === "rejected") this.logger.warn({ taskId: task.taskId.toString(), to: peers[i] }, `attestation not delivered: ${toConsortError(r.reason).message}`);
-      }),
-    );
-    if (collected < quorum) {
-      throw new ConsortError("PROTOCOL_TIMEOUT", `task ${task.taskId}: only ${collected} of the ${quorum} attestations needed arrived`, { retryable: true });
-    }
-    await this.finalizeWhenDue(task);
-  }
-
-  /** Waits for peers' attestations (all of them, or the quorum plus a short grace); returns how many valid ones are stored. */
-  private async collectAttestations(
-    task: StoredTask,
-    label: MessageLabel,
-    attestation: { taskId: bigint; programHash: string; inputCommitments: string[]; resultHash: string },
-    peers: readonly string[],
-    quorum: number,
-  ): Promise<number> {
-    const count = () => this.store.getAttestations(task.taskId).filter((a) => a.resultHash === task.resultHash).length;
-    let quorumReached: (() => void) | undefined;
-    const quorumPromise = new Promise<void>((resolve) => (quorumReached = resolve));
-    const waits = peers.map(async (peer) => {
-      const payload = await this.channel.receive(label, peer);
-      if (payload.length !== 32 + 65) throw new ConsortError("PROTOCOL_INVALID_MESSAGE", `attestation from ${peer} has ${payload.length} bytes`);
-      const resultHash = hexlify(payload.subarray(0, 32));
-      const signature = hexlify(payload.subarray(32));
-      if (resultHash !== task.resultHash) {
-        this.logger.error({ taskId: task.taskId.toString(), peer, theirs: resultHash, ours: task.resultHash }, "a party attested a different result");
-        return;
-      }
-      const signer = recoverAttestationSigner(this.chainId, this.registry.address, { ...attestation, resultHash }, signature);
-      if (!sameAddress(signer, peer)) {
-        this.logger.error({ taskId: task.taskId.toString(), peer, signer }, "attestation signature does not match its sender");
-        return;
-      }
-      this.store.putAttestation(task.taskId, { signer: getAddress(peer), resultHash, signature });
-      if (count() >= quorum) quorumReached?.();
-    });
-    if (count() >= quorum) quorumReached?.();
-    const all = Promise.allSettled(waits);
-    await Promise.race([all, quorumPromise]);
-    if (count() < peers.length + 1) {
-      await Promise.race([all, new Promise((r) => setTimeout(r, LATE_ATTESTATION_GRACE_MS))]);
-    }
-    return count();
-  }
-
-  /**
-   * One submitter at a time: parties take turns in an order rotated by task id
-   * (so no single party always pays gas). The first submits at once; each next
-   * one waits takeoverDelayMs more and submits only if the task is still not
-   * finalized, so a submitter that crashed or ran out of gas is replaced.
-   */
-  private async finalizeWhenDue(task: StoredTask): Promise<void> {
-    const n = task.parties.length;
-    const self = task.parties.findIndex((p) => sameAddress(p, this.address));
-    const rank = (self - Number(task.taskId % BigInt(n)) + n) % n;
-    const deadline = Date.now() + rank * this.config.takeoverDelayMs;
-    while (Date.now() < deadline) {
-      if (this.stopping || this.store.getTask(task.taskId)?.status === "finalized") return;
-      await new Promise((r) => setTimeout(r, Math.min(250, deadline - Date.now())));
-    }
-    if (this.store.getTask(task.taskId)?.status === "finalized") return;
-    const state = await this.registry.taskState(task.taskId);
-    if (state !== "Computing") return;
-    const current = this.store.getTask(task.taskId);
-    if (current?.result === undefined || current.resultHash === undefined) return;
+  /** Submits the quorum-signed result (once: a restart resumes the same transaction). Another party finalizing first is success. */
+  private async finalize(task: StoredTask): Promise<void> {
+    if (task.result === undefined || task.resultHash === undefined) throw new ConsortError("INTERNAL", `task ${task.taskId} has no result to finalize`);
     const signatures = this.store
       .getAttestations(task.taskId)
-      .filter((a) => a.resultHash === current.resultHash)
+      .filter((a) => a.resultHash === task.resultHash)
       .map((a) => a.signature);
+    const key = finalizeKey(task.taskId);
     try {
-      const receipt = await this.registry.finalizeTask(task.taskId, current.result, signatures);
+      const receipt = await this.submitter.submit(key, "finalizeTask", [task.taskId, task.result, signatures]);
       this.logger.info(
         { taskId: task.taskId.toString(), tx: receipt.hash, block: receipt.blockNumber, signatures: signatures.length, gasUsed: receipt.gasUsed.toString() },
         "submitted the quorum-signed result",
       );
     } catch (error) {
       const e = toConsortError(error);
-      // Another party finalized first: that is success.
-      if (e.code === "TX_REVERTED" && (await this.registry.taskState(task.taskId)) === "Finalized") return;
-      throw e;
+      if (e.code !== "TX_REVERTED") throw e;
+      this.submitter.forget(key);
+      if ((await this.registry.taskState(task.taskId)) !== "Finalized") throw e;
     }
   }
 
+  /** Records on chain that the task's deadline passed, so no one has to send the transaction by hand. */
+  private async expire(task: StoredTask): Promise<void> {
+    const key = expireKey(task.taskId);
+    try {
+      const receipt = await this.submitter.submit(key, "expireTask", [task.taskId]);
+      this.logger.info({ taskId: task.taskId.toString(), tx: receipt.hash, block: receipt.blockNumber }, "recorded the task's expiry on chain");
+    } catch (error) {
+      const e = toConsortError(error);
+      if (e.code !== "TX_REVERTED") throw e;
+      this.submitter.forget(key);
+      const record = await this.registry.getTask(task.taskId);
+      if (record.expiredAtBlock === 0n && record.finalizedAtBlock === 0n) throw e;
+    }
+  }
+
+  /** The task is over here (or gone): drop what is held for it in memory, its unsent transactions and its job. */
+  private finish(taskId: bigint): void {
+    this.runner.markOver(taskId, "over");
+    this.runner.forget(taskId);
+    this.submitter.forget(finalizeKey(taskId));
+    this.submitter.forget(expireKey(taskId));
+    this.store.deleteJob(taskId);
+  }
+
+  /** A step threw: log it with its task; a fatal error fails the task here (the chain still finalizes or expires it). */
+  private taskFailed(taskId: bigint, error: ConsortError, failures: number): void {
+    const id = taskId.toString();
+    if (this.stopping) return;
+    if (error.retryable) {
+      this.logger.warn({ taskId: id, code: error.code, failures }, `task ${id}: ${error.message}; trying again`);
+      return;
+    }
+    this.logger.error({ taskId: id, code: error.code }, `task ${id}: ${error.message}`);
+    const task = this.store.getTask(taskId);
+    if (task !== undefined && task.status !== "finalized" && task.status !== "expired") this.store.setTaskStatus(taskId, "failed", `${error.code}: ${error.message}`);
+  }
 }

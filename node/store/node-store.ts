@@ -118,7 +118,7 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE TABLE IF NOT EXISTS requester_shares (
   task_id TEXT NOT NULL,
   output TEXT NOT NULL,
-  payload BLOB NOT NULL,                 -- this party's re-randomized shares, salt and digests (node/cli/requester-outputs.ts)
+  payload BLOB NOT NULL,                 -- this party's re-randomized shares, salt and digests (node/transport/requester-share-codec.ts)
   PRIMARY KEY (task_id, output)
 );
 CREATE TABLE IF NOT EXISTS attestations (
@@ -127,6 +127,33 @@ CREATE TABLE IF NOT EXISTS attestations (
   result_hash TEXT NOT NULL,
   signature TEXT NOT NULL,
   PRIMARY KEY (task_id, signer)
+);
+`;
+
+/**
+ * The task life cycle's durable half (node/daemon/task-driver.ts): one job per
+ * task, so retries, restarts and backoff are rows, not timers; and the
+ * transactions the node signed, journaled before they are broadcast, so a
+ * restart sends the same transaction again instead of a second one.
+ */
+const JOB_SCHEMA = `
+CREATE TABLE IF NOT EXISTS jobs (
+  task_id TEXT PRIMARY KEY,
+  attempt INTEGER NOT NULL DEFAULT 0,  -- the computation attempt its peer labels carry
+  next_run_at INTEGER,                 -- epoch ms; NULL: only an event wakes it
+  failures INTEGER NOT NULL DEFAULT 0, -- consecutive failed runs (the backoff)
+  last_error TEXT,
+  step TEXT,                           -- the step last decided, for operators
+  act_after INTEGER,                   -- epoch ms: this party's turn to send the task's transaction
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS signed_txs (
+  tx_key TEXT PRIMARY KEY,             -- what the transaction does, e.g. finalize/<taskId>
+  sender TEXT NOT NULL,
+  nonce INTEGER NOT NULL,
+  tx_hash TEXT NOT NULL,
+  raw_tx TEXT NOT NULL,
+  signed_at INTEGER NOT NULL
 );
 `;
 
@@ -174,6 +201,7 @@ export class NodeStore {
         });
       }
       db.exec(SCHEMA);
+      db.exec(JOB_SCHEMA);
       if (version === undefined) store.setMeta("schema_version", String(SCHEMA_VERSION));
       return store;
     } catch (error) {
@@ -500,6 +528,160 @@ export class NodeStore {
       (r) => ({ signer: String(r.signer), resultHash: String(r.result_hash), signature: String(r.signature) }),
     );
   }
+
+  // --------------------------------------------------------------------- jobs
+
+  getJob(taskId: bigint): StoredJob | undefined {
+    const row = this.get("SELECT * FROM jobs WHERE task_id = ?", taskId.toString());
+    return row === undefined ? undefined : toJob(row);
+  }
+
+  listJobs(): StoredJob[] {
+    return this.all("SELECT * FROM jobs").map(toJob);
+  }
+
+  /** Makes the task's job due at `at` (epoch ms), or sooner if it already was; creates it if missing. */
+  wakeJob(taskId: bigint, at: number): void {
+    this.run(
+      `INSERT INTO jobs (task_id, next_run_at, updated_at) VALUES (?, ?, ?)
+       ON CONFLICT(task_id) DO UPDATE SET next_run_at = MIN(COALESCE(next_run_at, excluded.next_run_at), excluded.next_run_at), updated_at = excluded.updated_at`,
+      taskId.toString(),
+      at,
+      Date.now(),
+    );
+  }
+
+  /** Claims a due job for a run: it is not due again until the run ends or something wakes it. */
+  claimJob(taskId: bigint): void {
+    this.run("UPDATE jobs SET next_run_at = NULL WHERE task_id = ?", taskId.toString());
+  }
+
+  /**
+   * Records how a run ended: the step decided, when to run next (undefined: on
+   * an event only; a wake during the run keeps the sooner time), and the error
+   * if it failed (which counts towards the backoff).
+   */
+  finishJobRun(taskId: bigint, outcome: { step: string; nextRunAt: number | undefined; error?: string }): void {
+    const next = outcome.nextRunAt ?? null;
+    this.run(
+      `UPDATE jobs SET step = ?,
+         next_run_at = CASE WHEN next_run_at IS NULL THEN ? WHEN ? IS NULL THEN next_run_at ELSE MIN(next_run_at, ?) END,
+         last_error = ?, failures = CASE WHEN ? IS NULL THEN 0 ELSE failures + 1 END, updated_at = ?
+       WHERE task_id = ?`,
+      outcome.step,
+      next,
+      next,
+      next,
+      outcome.error ?? null,
+      outcome.error ?? null,
+      Date.now(),
+      taskId.toString(),
+    );
+  }
+
+  /** Raises the task's computation attempt to `attempt` (never lowers it); true when it rose. */
+  raiseJobAttempt(taskId: bigint, attempt: number): boolean {
+    return (
+      this.run(
+        `INSERT INTO jobs (task_id, attempt, updated_at) VALUES (?, ?, ?)
+         ON CONFLICT(task_id) DO UPDATE SET attempt = excluded.attempt, updated_at = excluded.updated_at WHERE excluded.attempt > jobs.attempt`,
+        taskId.toString(),
+        attempt,
+        Date.now(),
+      ) === 1
+    );
+  }
+
+  /** Records when this party's turn to send the task's finalize or expire transaction comes. */
+  setJobTurn(taskId: bigint, actAfter: number): void {
+    this.run("UPDATE jobs SET act_after = ?, updated_at = ? WHERE task_id = ?", actAfter, Date.now(), taskId.toString());
+  }
+
+  deleteJob(taskId: bigint): void {
+    this.run("DELETE FROM jobs WHERE task_id = ?", taskId.toString());
+  }
+
+  /** The earliest next_run_at of any job after `now`, if any is scheduled. */
+  nextJobDueAfter(now: number): number | undefined {
+    const row = this.get("SELECT MIN(next_run_at) AS at FROM jobs WHERE next_run_at > ?", now);
+    return row?.at === null || row?.at === undefined ? undefined : Number(row.at);
+  }
+
+  /** Jobs due at `now`, earliest first. */
+  dueJobs(now: number): StoredJob[] {
+    return this.all("SELECT * FROM jobs WHERE next_run_at IS NOT NULL AND next_run_at <= ? ORDER BY next_run_at", now).map(toJob);
+  }
+
+  // -------------------------------------------------------------- signed txs
+
+  getSignedTx(key: string): StoredSignedTx | undefined {
+    const row = this.get("SELECT * FROM signed_txs WHERE tx_key = ?", key);
+    return row === undefined ? undefined : toSignedTx(row);
+  }
+
+  listSignedTxs(): StoredSignedTx[] {
+    return this.all("SELECT * FROM signed_txs ORDER BY nonce").map(toSignedTx);
+  }
+
+  putSignedTx(tx: StoredSignedTx): void {
+    this.run(
+      "INSERT OR REPLACE INTO signed_txs (tx_key, sender, nonce, tx_hash, raw_tx, signed_at) VALUES (?, ?, ?, ?, ?, ?)",
+      tx.key,
+      tx.sender,
+      tx.nonce,
+      tx.hash,
+      tx.raw,
+      tx.signedAt,
+    );
+  }
+
+  deleteSignedTx(key: string): void {
+    this.run("DELETE FROM signed_txs WHERE tx_key = ?", key);
+  }
+}
+
+export interface StoredJob {
+  readonly taskId: bigint;
+  readonly attempt: number;
+  readonly nextRunAt: number | undefined;
+  readonly failures: number;
+  readonly lastError: string | undefined;
+  readonly step: string | undefined;
+  readonly actAfter: number | undefined;
+  readonly updatedAt: number;
+}
+
+export interface StoredSignedTx {
+  readonly key: string;
+  readonly sender: string;
+  readonly nonce: number;
+  readonly hash: string;
+  readonly raw: string;
+  readonly signedAt: number;
+}
+
+function toJob(row: Row): StoredJob {
+  return {
+    taskId: BigInt(String(row.task_id)),
+    attempt: Number(row.attempt),
+    nextRunAt: row.next_run_at === null ? undefined : Number(row.next_run_at),
+    failures: Number(row.failures),
+    lastError: optionalString(row.last_error),
+    step: optionalString(row.step),
+    actAfter: row.act_after === null ? undefined : Number(row.act_after),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+function toSignedTx(row: Row): StoredSignedTx {
+  return {
+    key: String(row.tx_key),
+    sender: String(row.sender),
+    nonce: Number(row.nonce),
+    hash: String(row.tx_hash),
+    raw: String(row.raw_tx),
+    signedAt: Number(row.signed_at),
+  };
 }
 
 function optionalString(value: SQLInputValue | undefined): string | undefined {

@@ -145,6 +145,27 @@ export class PeerChannel {
   }
 
   /**
+   * Fails the task's pending and later receives and exchanges with `reason`
+   * (e.g. a peer started a newer attempt of its computation) until resetTask.
+   */
+  abortTask(taskId: bigint, reason: ConsortError): void {
+    this.failureOf(taskId).abort(reason);
+  }
+
+  /**
+   * Readies a task for another run of its computation under new labels: its
+   * recorded failure is cleared (sends of the abandoned run that fail later
+   * no longer touch the new one), its sessions start afresh (no frame of the
+   * abandoned run is owed a checkpoint), and the early arrivals `stale`
+   * accepts are dropped; the others (a peer already in the new run) stay.
+   */
+  resetTask(taskId: bigint, stale: (label: string) => boolean): void {
+    this.failures.delete(taskId.toString());
+    this.o.mailbox.forget(`task/${taskId}/`, stale);
+    this.o.sessions.forgetTask(taskId);
+  }
+
+  /**
    * Forgets a task: its recorded send failure, the early arrivals the mailbox
    * holds for it and its keys and sessions. Call when the task
    * is over, and before running its computation again.

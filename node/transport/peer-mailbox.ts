@@ -238,10 +238,14 @@ export class PeerMailbox {
     return this.early.size;
   }
 
-  /** Drops the early arrivals whose label starts with `labelPrefix` (e.g. `task/7/` once task 7 is over). */
-  forget(labelPrefix: string): void {
+  /**
+   * Drops the early arrivals whose label starts with `labelPrefix` (e.g.
+   * `task/7/` once task 7 is over) and, given `matches`, only those whose
+   * label it accepts (e.g. an abandoned attempt's).
+   */
+  forget(labelPrefix: string, matches?: (label: string) => boolean): void {
     for (const [key, payload] of this.early) {
-      if (key.startsWith(labelPrefix)) {
+      if (key.startsWith(labelPrefix) && (matches === undefined || matches(key.slice(0, key.lastIndexOf("#"))))) {
         this.early.delete(key);
         this.earlyBytes -= payload.length;
       }
