@@ -1,4 +1,4 @@
-import { keccak256, type Interface, type TransactionReceipt, type Wallet } from "ethers";
+import { JsonRpcApiProvider, keccak256, type BaseWallet, type Interface, type Provider, type TransactionReceipt } from "ethers";
 import { ConsortError } from "../errors.ts";
 import { toChainError } from "./chain-errors.ts";
 
@@ -24,7 +24,7 @@ export interface TxJournal {
 
 export interface TxSubmitterOptions {
   /** The sender, connected to the chain's provider. */
-  wallet: Wallet;
+  wallet: BaseWallet;
   /** The contract the transactions call. */
   to: string;
   iface: Interface;
@@ -45,6 +45,16 @@ function messageOf(error: unknown): string {
     e = o.error ?? (o.info as { error?: unknown } | undefined)?.error ?? o.cause;
   }
   return parts.join(" | ");
+}
+
+/**
+ * Whether the chain has a receipt for `hash`, asked of the RPC itself: ethers
+ * answers a repeated provider call from a cache for a moment, and a receipt
+ * read just before the broadcast would otherwise still say "not mined".
+ */
+async function isMined(provider: Provider, hash: string): Promise<boolean> {
+  if (provider instanceof JsonRpcApiProvider) return (await provider.send("eth_getTransactionReceipt", [hash])) !== null;
+  return (await provider.getTransactionReceipt(hash)) !== null;
 }
 
 /**
@@ -98,7 +108,7 @@ export class TxSubmitter {
     for (const tx of this.#o.journal.listSignedTxs()) {
       if (tx.sender.toLowerCase() !== this.#sender.toLowerCase()) continue;
       try {
-        if ((await provider.getTransactionReceipt(tx.hash)) !== null) {
+        if (await isMined(provider, tx.hash)) {
           this.#o.journal.deleteSignedTx(tx.key);
           continue;
         }
@@ -158,8 +168,7 @@ export class TxSubmitter {
       const message = messageOf(error);
       if (NONCE_USED.test(message)) {
         // Either this very transaction is mined already, or another one took its nonce.
-        const mined = await provider.getTransactionReceipt(tx.hash).catch(() => null);
-        if (mined === null) {
+        if (!(await isMined(provider, tx.hash).catch(() => false))) {
           journal.deleteSignedTx(tx.key);
           this.#nextNonce = undefined;
           throw new ConsortError("TX_REPLACED", `${method} transaction ${tx.hash} lost its nonce ${tx.nonce} to another transaction; it will be signed again`, {

@@ -64,6 +64,7 @@ export function nextStep(view: TaskView, takeoverDelayMs: number): TaskStep {
   if (!view.chainAgrees) return { kind: "wait", reason: "the registry and this node's store disagree on the task; waiting for the watcher", until: now + RECHECK_MS };
   if (!view.hasResult) {
     if (!view.inputsComplete) return { kind: "wait", reason: "waiting for data owners' shares", until: now + RECHECK_MS };
+    if (status !== "awaiting-inputs" && status !== "computing") return { kind: "wait", reason: `${status} without a result`, until: now + RECHECK_MS };
     return { kind: "compute" };
   }
   if (view.attestations < view.quorum) return { kind: "attest" };
