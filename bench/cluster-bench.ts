@@ -5,69 +5,19 @@
  * every transaction at once) and poll every 50 ms, so the figures measure
  * Consort, not block times.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import type { HDNodeWallet, JsonRpcProvider } from "ethers";
-import { deployRegistry } from "../node/chain/deployments.ts";
-import { RegistryClient } from "../node/chain/registry-client.ts";
-import { connectProvider } from "../node/chain/rpc-provider.ts";
-import { chainNow } from "../node/client/client-connection.ts";
-import { submitInput } from "../node/client/data-owner-client.ts";
-import { devWallet, prepareLocalNode, startLocalChain, startLocalNode, type LocalChain, type LocalNode } from "../node/dev/local-cluster.ts";
-import { registerNodeParty } from "../node/daemon/register-node-party.ts";
-import { getJson } from "../node/transport/http-client.ts";
-import { encodeProgram } from "../node/program/program-encoding.ts";
+import { startLocalCluster, submitLocalTask, type LocalCluster } from "../node/dev/local-cluster.ts";
 import type { Program } from "../node/program/program.ts";
+import { getJson } from "../node/transport/http-client.ts";
 
-export interface BenchCluster {
-  readonly chain: LocalChain;
-  readonly provider: JsonRpcProvider;
-  readonly registry: RegistryClient;
-  readonly nodes: readonly LocalNode[];
-  readonly owners: readonly HDNodeWallet[];
-  readonly workDir: string;
-  stop(): Promise<void>;
-}
+export type BenchCluster = LocalCluster;
 
-export async function startBenchCluster(parties: number, owners: number): Promise<BenchCluster> {
-  const workDir = mkdtempSync(join(tmpdir(), "consort-bench-"));
-  const chain = await startLocalChain(workDir);
-  const provider = await connectProvider(chain.rpcUrl, { pollingIntervalMs: 50 });
-  const deployment = await deployRegistry(devWallet(0).connect(provider));
-  const prepared = [];
-  for (let i = 0; i < parties; i++) {
-    const wallet = devWallet(1 + i);
-    const spec = {
-      name: `party-${i}`,
-      wallet,
-      rpcUrl: chain.rpcUrl,
-      registry: deployment.registry,
-      deploymentsDir: join(workDir, "deployments"),
-      workDir,
-      config: { confirmations: 0, pollIntervalMs: 100, logLevel: "warn" as const, protocolTimeoutMs: 120_000 },
-    };
-    const p = await prepareLocalNode(spec);
-    await registerNodeParty(await RegistryClient.connect(wallet.connect(provider), deployment.registry), wallet.address, p.dataDir, p.url);
-    prepared.push({ spec, p });
-  }
-  const nodes = await Promise.all(prepared.map(({ spec, p }) => startLocalNode(spec, p)));
-  const registry = await RegistryClient.connect(devWallet(0).connect(provider), deployment.registry);
-  const ownerWallets = Array.from({ length: owners }, (_, i) => devWallet(1 + parties + i));
-  return {
-    chain,
-    provider,
-    registry,
-    nodes,
-    owners: ownerWallets,
-    workDir,
-    stop: async () => {
-      provider.destroy();
-      await Promise.allSettled(nodes.map((n) => n.stop()));
-      await chain.stop();
-      rmSync(workDir, { recursive: true, force: true });
-    },
-  };
+export function startBenchCluster(parties: number, owners: number): Promise<BenchCluster> {
+  return startLocalCluster({
+    parties,
+    owners,
+    name: "consort-bench",
+    config: { confirmations: 0, pollIntervalMs: 100, logLevel: "warn", protocolTimeoutMs: 120_000 },
+  });
 }
 
 export interface TaskTiming {
@@ -86,27 +36,7 @@ export interface TaskTiming {
  */
 export async function runTask(cluster: BenchCluster, program: Program, inputs: readonly (readonly bigint[])[], threshold: number, pollMs = 50): Promise<TaskTiming> {
   const started = performance.now();
-  const now = await chainNow(cluster.provider);
-  const { taskId } = await cluster.registry.createTask({
-    program: encodeProgram(program),
-    parties: cluster.nodes.map((n) => n.address),
-    dataOwners: cluster.owners.slice(0, inputs.length).map((o) => o.address),
-    threshold,
-    inputDeadline: now + 3_600n,
-    resultDeadline: now + 7_200n,
-  });
-  await Promise.all(
-    inputs.map(async (values, i) => {
-      const owner = cluster.owners[i]!.connect(cluster.provider);
-      await submitInput({
-        registry: await RegistryClient.connect(owner, cluster.registry.address),
-        signer: owner,
-        taskId,
-        values,
-        stateDir: join(cluster.workDir, "inputs"),
-      });
-    }),
-  );
+  const taskId = await submitLocalTask(cluster, program, inputs, threshold);
   const delivered = performance.now();
   for (;;) {
     const state = await cluster.registry.taskState(taskId);

@@ -23,6 +23,8 @@ export type ConsortErrorCode =
   | "PROTOCOL_INVALID_MESSAGE"
   | "PROTOCOL_TIMEOUT"
   | "PROTOCOL_ABORTED"
+  /** A round frame of a computation attempt the recipient has left for a newer one (final for that frame). */
+  | "STALE_ATTEMPT"
   // transport
   | "BAD_REQUEST"
   | "BAD_SIGNATURE"

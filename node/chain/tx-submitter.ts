@@ -31,6 +31,8 @@ export interface TxSubmitterOptions {
   journal: TxJournal;
   /** How long to wait for a broadcast transaction's receipt before giving up this time (retryable). */
   receiptTimeoutMs: number;
+  /** A journaled transaction reached the RPC (for operators' logs). */
+  onBroadcast?(tx: SignedTx): void;
 }
 
 const ALREADY_KNOWN = /already known|known transaction|already imported|transaction already in|AlreadyKnown/i;
@@ -180,6 +182,7 @@ export class TxSubmitter {
         throw toChainError(error, iface, method);
       }
     }
+    this.#o.onBroadcast?.(tx);
     let receipt: TransactionReceipt | null;
     try {
       receipt = await provider.waitForTransaction(tx.hash, 1, receiptTimeoutMs);

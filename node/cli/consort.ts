@@ -12,7 +12,7 @@ import { programInputs, type Program } from "../program/program.ts";
 import { describeType } from "../program/secret-types.ts";
 import { getBytes, getJson } from "../transport/http-client.ts";
 import { chainNow, connectClient, type ConnectionOptions } from "../client/client-connection.ts";
-import { ConsortNode } from "../daemon/consort-node.ts";
+import { ConsortNode, survivePendingRejections } from "../daemon/consort-node.ts";
 import { submitInput } from "../client/data-owner-client.ts";
 import { STANDARD_PROGRAMS, STANDARD_PROGRAM_NOTES, buildStandardProgram, parseParams } from "./standard-program-options.ts";
 import { collectRequesterOutputs } from "../client/requester-outputs.ts";
@@ -113,6 +113,7 @@ export function buildCli(): Command {
         ...(opts.rpc === undefined ? {} : { rpcUrl: opts.rpc }),
       });
       const logger = createLogger(config.logLevel, { party: secrets.wallet.address });
+      survivePendingRejections(logger);
       const running = await ConsortNode.start({ config, secrets, logger });
       await new Promise<void>((resolveStop) => {
         const shutdown = (signal: string) => {

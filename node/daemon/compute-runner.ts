@@ -1,6 +1,6 @@
 import { randomBytes } from "@noble/hashes/utils.js";
 import { keccak256 } from "ethers";
-import { ConsortError } from "../errors.ts";
+import { ConsortError, toConsortError } from "../errors.ts";
 import { frVecCheck } from "../math/fr-vec.ts";
 import { ownerInputLayout, splitOwnerVector } from "../program/input-layout.ts";
 import { decodeProgram } from "../program/program-encoding.ts";
@@ -37,10 +37,34 @@ export function parseAttemptGate(gate: string): { attempt: number; gate: string 
   return match === null ? undefined : { attempt: Number(match[1]), gate: match[2]! };
 }
 
+/**
+ * Every run opens with an empty frame to each peer under "a<attempt>/start":
+ * a party that restarted may send nothing in the engine's first rounds (a
+ * ring round sends to one neighbour only), and its peers must still learn at
+ * once that it moved to a newer attempt.
+ */
+const START_GATE = "start";
+const EMPTY = new Uint8Array(0);
+
 /** The attempt a labelKey (task/<id>/round/<r>/gate/<gate>) belongs to, if it is a round label. */
 function attemptOfLabelKey(key: string): number | undefined {
   const at = key.indexOf("/gate/");
   return at < 0 ? undefined : parseAttemptGate(key.slice(at + 6))?.attempt;
+}
+
+/** Failures a new attempt cannot mend: the committed program itself is unusable. */
+const FATAL_COMPUTE_CODES = new Set(["PROGRAM_INVALID", "PROGRAM_HASH_MISMATCH"]);
+
+/**
+ * A failed run is worth another attempt whatever went wrong with the peers
+ * (a timeout, a restart, a refused frame of an abandoned attempt, a bad
+ * message): the task keeps trying under new attempts until the registry's
+ * result deadline expires it. Only an unusable program fails it for good.
+ */
+function asRetryable(error: unknown, taskId: bigint, attempt: number): ConsortError {
+  const e = toConsortError(error);
+  if (e.retryable || FATAL_COMPUTE_CODES.has(e.code)) return e;
+  return new ConsortError(e.code, e.message, { retryable: true, cause: e, details: { ...e.details, taskId: taskId.toString(), attempt } });
 }
 
 export interface ComputeStats {
@@ -119,7 +143,9 @@ export class ComputeRunner {
   markOver(taskId: bigint, reason: string): void {
     const key = taskId.toString();
     this.#over.add(key);
-    if (this.#running.has(key)) this.#o.channel.abortTask(taskId, new ConsortError("PROTOCOL_ABORTED", `task ${key}: ${reason}`, { retryable: true }));
+    if (this.#running.has(key)) {
+      this.#o.channel.abortTask(taskId, new ConsortError("PROTOCOL_ABORTED", `task ${key}: ${reason}`, { retryable: true, details: { taskId: key } }));
+    }
   }
 
   /** Forgets everything held for the task in memory. */
@@ -153,7 +179,7 @@ export class ComputeRunner {
     } catch (error) {
       if (this.attemptOf(task.taskId) > attempt) return "superseded";
       this.#raise(task.taskId, attempt + 1);
-      throw error;
+      throw asRetryable(error, task.taskId, attempt);
     } finally {
       this.#running.delete(key);
     }
@@ -172,6 +198,12 @@ export class ComputeRunner {
     logger.info({ taskId: task.taskId.toString(), attempt }, "computation started");
     // Keys and certificates first: setup the node could do as soon as it knew the task, not protocol time.
     await sessions.prepare(task.taskId, task.parties);
+    const start: MessageLabel = { taskId: task.taskId, round: 0, gate: attemptGate(attempt, START_GATE) };
+    for (const peer of task.parties) {
+      if (sameAddress(peer, this.#o.address)) continue;
+      // Only a signal: a peer that cannot take it now learns the attempt from the rounds, or gives up on the old one by itself.
+      this.#o.channel.send(start, peer, EMPTY).catch((error: unknown) => logger.debug({ taskId: task.taskId.toString(), to: peer, attempt }, `attempt start not delivered: ${String(error)}`));
+    }
     const sent = { bytes: 0 };
     const started = performance.now();
     const cpuBefore = process.cpuUsage();
@@ -253,7 +285,7 @@ export class ComputeRunner {
     const key = label.taskId.toString();
     const current = this.attemptOf(label.taskId);
     if (parsed.attempt < current) {
-      throw new ConsortError("PROTOCOL_ABORTED", `task ${key} has moved on to attempt ${current}; attempt ${parsed.attempt} is over`, {
+      throw new ConsortError("STALE_ATTEMPT", `task ${key} has moved on to attempt ${current}; attempt ${parsed.attempt} is over`, {
         details: { taskId: key, attempt: parsed.attempt, current },
       });
     }
@@ -262,10 +294,11 @@ export class ComputeRunner {
       this.#raise(label.taskId, parsed.attempt);
       logger.info({ taskId: key, from, attempt: parsed.attempt, was: current }, "a peer started a newer attempt; joining it");
       if (this.#running.has(key)) {
-        this.#o.channel.abortTask(label.taskId, new ConsortError("PROTOCOL_ABORTED", `task ${key}: ${from} started attempt ${parsed.attempt}`, { retryable: true }));
+        this.#o.channel.abortTask(label.taskId, new ConsortError("PROTOCOL_ABORTED", `task ${key}: ${from} started attempt ${parsed.attempt}`, { retryable: true, details: { taskId: key } }));
       }
       this.#o.onNewAttempt(label.taskId);
     }
+    if (parsed.gate === START_GATE) return;
     mailbox.deliver(labelKey(label), from, payload);
   }
 }

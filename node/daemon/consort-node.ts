@@ -33,6 +33,23 @@ export interface ConsortNodeOptions {
   logger: Logger;
 }
 
+/**
+ * Keeps the daemon process up through promise rejections nobody awaited. When
+ * a computation stops midway (a peer's newer attempt, a timeout, the task
+ * finalized elsewhere), the engine's other rounds in flight reject with the
+ * same error after the run is already over; its job has handled the failure,
+ * so they are logged (with their task) and the process goes on. Call once, in
+ * the process that runs the node.
+ */
+export function survivePendingRejections(logger: Logger): void {
+  process.on("unhandledRejection", (reason) => {
+    const e = toConsortError(reason);
+    const fields = { code: e.code, ...(typeof e.details.taskId === "string" ? { taskId: e.details.taskId } : {}) };
+    if (e.retryable) logger.debug(fields, `a stopped computation's pending round: ${e.message}`);
+    else logger.error(fields, `unhandled rejection: ${e.message}`);
+  });
+}
+
 function sameAddress(a: string, b: string): boolean {
   return a.toLowerCase() === b.toLowerCase();
 }
@@ -154,6 +171,7 @@ export class ConsortNode {
       iface: loadRegistryArtifact().iface,
       journal: store,
       receiptTimeoutMs: Math.max(config.protocolTimeoutMs, 30_000),
+      onBroadcast: (tx) => logger.info({ taskId: tx.key.slice(tx.key.indexOf("/") + 1), intent: tx.key, tx: tx.hash, nonce: tx.nonce }, "transaction broadcast"),
     });
     const follower = new ChainFollower({
       address: this.address,

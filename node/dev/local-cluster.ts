@@ -1,11 +1,19 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, mkdirSync, writeFileSync } from "node:fs";
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { HDNodeWallet, Mnemonic } from "ethers";
-import { probeChainId } from "../chain/rpc-provider.ts";
+import { HDNodeWallet, Mnemonic, type JsonRpcProvider } from "ethers";
+import { deployRegistry } from "../chain/deployments.ts";
+import { RegistryClient } from "../chain/registry-client.ts";
+import { connectProvider, probeChainId } from "../chain/rpc-provider.ts";
+import { chainNow } from "../client/client-connection.ts";
+import { submitInput } from "../client/data-owner-client.ts";
+import { registerNodeParty } from "../daemon/register-node-party.ts";
 import { ConsortError } from "../errors.ts";
+import { encodeProgram } from "../program/program-encoding.ts";
+import type { Program } from "../program/program.ts";
 import { getJson } from "../transport/http-client.ts";
 import type { NodeConfigInput } from "../daemon/node-config.ts";
 
@@ -223,4 +231,127 @@ export async function startLocalNode(spec: LocalNodeSpec, prepared: { dataDir: s
     throw error;
   }
   return { ...managed, name: spec.name, address: spec.wallet.address, url: prepared.url, dataDir: prepared.dataDir, configFile: prepared.configFile };
+}
+
+export interface LocalClusterOptions {
+  readonly parties: number;
+  readonly owners: number;
+  /** Settings every node gets on top of prepareLocalNode's defaults. */
+  readonly config?: Partial<NodeConfigInput>;
+  /** Prefix of the temporary folder that holds the chain, the nodes and the owners' state. */
+  readonly name?: string;
+}
+
+/**
+ * An embedded chain, the registry, n registered Consort nodes as separate OS
+ * processes (real HTTP on 127.0.0.1) and data-owner keys: what the
+ * benchmarks and the end-to-end tests run on. Nodes can be killed (SIGKILL,
+ * as a crash) and started again on the same data directory and port.
+ */
+export interface LocalCluster {
+  readonly chain: LocalChain;
+  readonly provider: JsonRpcProvider;
+  /** The registry, with the requester's key (development account 0). */
+  readonly registry: RegistryClient;
+  /** The nodes as they run now (replaced by start()). */
+  readonly nodes: LocalNode[];
+  readonly owners: readonly HDNodeWallet[];
+  readonly workDir: string;
+  /** Kills node `index` at once (SIGKILL: no clean shutdown, as a crash would). */
+  kill(index: number): Promise<void>;
+  /** Starts node `index` again on its data directory, port and key. */
+  start(index: number): Promise<LocalNode>;
+  stop(): Promise<void>;
+}
+
+export async function startLocalCluster(options: LocalClusterOptions): Promise<LocalCluster> {
+  const workDir = mkdtempSync(join(tmpdir(), `${options.name ?? "consort-cluster"}-`));
+  const chain = await startLocalChain(workDir);
+  const provider = await connectProvider(chain.rpcUrl, { pollingIntervalMs: 50 });
+  const deployment = await deployRegistry(devWallet(0).connect(provider));
+  const specs: { spec: LocalNodeSpec; prepared: Awaited<ReturnType<typeof prepareLocalNode>> }[] = [];
+  for (let i = 0; i < options.parties; i++) {
+    const wallet = devWallet(1 + i);
+    const spec: LocalNodeSpec = {
+      name: `party-${i}`,
+      wallet,
+      rpcUrl: chain.rpcUrl,
+      registry: deployment.registry,
+      deploymentsDir: join(workDir, "deployments"),
+      workDir,
+      ...(options.config === undefined ? {} : { config: options.config }),
+    };
+    const prepared = await prepareLocalNode(spec);
+    await registerNodeParty(await RegistryClient.connect(wallet.connect(provider), deployment.registry), wallet.address, prepared.dataDir, prepared.url);
+    specs.push({ spec, prepared });
+  }
+  const nodes = await Promise.all(specs.map(({ spec, prepared }) => startLocalNode(spec, prepared)));
+  const registry = await RegistryClient.connect(devWallet(0).connect(provider), deployment.registry);
+  const owners = Array.from({ length: options.owners }, (_, i) => devWallet(1 + options.parties + i));
+  return {
+    chain,
+    provider,
+    registry,
+    nodes,
+    owners,
+    workDir,
+    kill: async (index) => {
+      const child = nodes[index]!.child;
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      await new Promise<void>((resolve) => {
+        child.once("exit", () => resolve());
+        child.kill("SIGKILL");
+      });
+    },
+    start: async (index) => {
+      const { spec, prepared } = specs[index]!;
+      nodes[index] = await startLocalNode(spec, prepared);
+      return nodes[index]!;
+    },
+    stop: async () => {
+      provider.destroy();
+      await Promise.allSettled(nodes.map((n) => n.stop()));
+      await chain.stop();
+      rmSync(workDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Creates a task over the cluster's nodes and its first `inputs.length`
+ * owners, and has every owner submit its values through the real client
+ * (which retries parties that are down). Resolves with the task id once every
+ * owner's shares are delivered.
+ */
+export async function submitLocalTask(
+  cluster: Pick<LocalCluster, "provider" | "registry" | "nodes" | "owners" | "workDir">,
+  program: Program,
+  inputs: readonly (readonly bigint[])[],
+  threshold: number,
+  onCreated?: (taskId: bigint) => void | Promise<void>,
+): Promise<bigint> {
+  const now = await chainNow(cluster.provider);
+  const { taskId } = await cluster.registry.createTask({
+    program: encodeProgram(program),
+    parties: cluster.nodes.map((n) => n.address),
+    dataOwners: cluster.owners.slice(0, inputs.length).map((o) => o.address),
+    threshold,
+    inputDeadline: now + 3_600n,
+    resultDeadline: now + 7_200n,
+  });
+  await onCreated?.(taskId);
+  await Promise.all(
+    inputs.map(async (values, i) => {
+      const owner = cluster.owners[i]!.connect(cluster.provider);
+      await submitInput({
+        registry: await RegistryClient.connect(owner, cluster.registry.address),
+        signer: owner,
+        taskId,
+        values,
+        stateDir: join(cluster.workDir, "inputs"),
+        deliveryTimeoutMs: 120_000,
+      });
+    }),
+  );
+  return taskId;
 }
