@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
 import { getAddress } from "ethers";
+import { chainTimeText } from "../chain/registry-client.ts";
 import { findProgramByHash, findTaskCreated } from "../chain/task-events.ts";
 import { auditTask, formatAuditReport } from "../chain/task-audit.ts";
 import { ConsortError, toConsortError } from "../errors.ts";
@@ -253,8 +254,8 @@ export function buildCli(): Command {
           threshold: t.threshold,
           parties: t.parties,
           inputs: t.dataOwners.map((o, i) => ({ dataOwner: o, commitment: /^0x0+$/.test(commitments[i]!) ? null : commitments[i] })),
-          inputDeadline: new Date(Number(t.inputDeadline) * 1000).toISOString(),
-          resultDeadline: new Date(Number(t.resultDeadline) * 1000).toISOString(),
+          inputDeadline: chainTimeText(t.inputDeadline),
+          resultDeadline: chainTimeText(t.resultDeadline),
           resultHash: /^0x0+$/.test(t.resultHash) ? null : t.resultHash,
           ...(nodeView === undefined ? {} : { node: nodeView }),
         };
@@ -269,6 +270,24 @@ export function buildCli(): Command {
         print(`  deadlines inputs ${status.inputDeadline}, result ${status.resultDeadline}`);
         if (status.resultHash !== null) print(`  result    ${status.resultHash} (run \`consort audit --task ${taskId}\` for the values and checks)`);
         if (nodeView !== undefined) print(`  node      ${JSON.stringify(nodeView)}`);
+      } finally {
+        c.close();
+      }
+    });
+  withKey(connectionOptions(task.command("expire")))
+    .description("record on chain that a task missed its input or result deadline (anyone may; it ends the task for good)")
+    .requiredOption("--task <id>", "task id")
+    .action(async (opts: Record<string, string | undefined>) => {
+      const taskId = parseTaskId(String(opts.task));
+      const c = await connectClient(conn(opts), true);
+      try {
+        const receipt = await c.registry.expireTask(taskId);
+        const t = await c.registry.getTask(taskId);
+        const missed = t.inputsCommitted < t.dataOwners.length ? "input" : "result";
+        print(
+          `expired task ${taskId} (missed its ${missed} deadline; ${t.inputsCommitted} of ${t.dataOwners.length} inputs committed) ` +
+            `in tx ${receipt.hash}, block ${receipt.blockNumber}`,
+        );
       } finally {
         c.close();
       }

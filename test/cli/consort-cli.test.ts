@@ -4,8 +4,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { expect } from "chai";
-import { keccak256 } from "ethers";
-import { PROJECT_ROOT, freePort } from "../../node/dev/local-cluster.ts";
+import { JsonRpcProvider, SigningKey, keccak256, toUtf8Bytes } from "ethers";
+import { network } from "hardhat";
+import { deployRegistry } from "../../node/chain/deployments.ts";
+import { RegistryClient } from "../../node/chain/registry-client.ts";
+import { connectProvider } from "../../node/chain/rpc-provider.ts";
+import { PROJECT_ROOT, devWallet, freePort } from "../../node/dev/local-cluster.ts";
 
 const run = promisify(execFile);
 
@@ -108,5 +112,99 @@ describe("cli/consort command line", function () {
     const tampered = await consort(["program", "show", join(dir, "tampered.json")]);
     expect(tampered.code).to.equal(1);
     expect(tampered.stderr).to.match(/^consort: PROGRAM_INVALID: /);
+  });
+
+  describe("task expire, against the registry on a JSON-RPC chain", () => {
+    let server: Awaited<ReturnType<typeof network.createServer>>;
+    let url: string;
+    let provider: JsonRpcProvider;
+    let registry: RegistryClient;
+    const owners = [devWallet(4), devWallet(5)];
+    const requesterKey = devWallet(6).privateKey;
+
+    /** The task with parties 1-3 and owners 4-5, deadlines `inputIn` and `inputIn + 100` seconds after the chain's time. */
+    async function createTask(inputIn: number): Promise<bigint> {
+      const now = BigInt((await provider.getBlock("latest"))!.timestamp);
+      const { taskId } = await registry.connectRunner(devWallet(6).connect(provider)).createTask({
+        program: toUtf8Bytes("opaque program"),
+        parties: [1, 2, 3].map((i) => devWallet(i).address),
+        dataOwners: owners.map((o) => o.address),
+        threshold: 1,
+        inputDeadline: now + BigInt(inputIn),
+        resultDeadline: now + BigInt(inputIn) + 100n,
+      });
+      return taskId;
+    }
+
+    const expire = (task: string, key = requesterKey) =>
+      consort(["task", "expire", "--task", task, "--rpc", url, "--registry", registry.address], { CONSORT_PRIVATE_KEY: key });
+
+    before(async () => {
+      server = await network.createServer(undefined, "127.0.0.1");
+      const { address, port } = await server.listen();
+      url = `http://${address}:${port}`;
+      provider = await connectProvider(url, { pollingIntervalMs: 50 });
+      const record = await deployRegistry(devWallet(0).connect(provider));
+      registry = await RegistryClient.connect(provider, record.registry);
+      for (const i of [1, 2, 3]) {
+        const key = new SigningKey(keccak256(toUtf8Bytes(`cli-party-${i}`))).compressedPublicKey;
+        await registry.connectRunner(devWallet(i).connect(provider)).registerParty(key, `http://127.0.0.1:${7000 + i}`);
+      }
+    });
+    after(async () => {
+      provider.destroy();
+      await server.close();
+    });
+
+    it("refuses an open task with TASK_NOT_EXPIRED naming when it can be expired, then expires it once the deadline has passed", async () => {
+      const taskId = await createTask(1_000);
+      const task = await registry.getTask(taskId);
+      const early = await expire(taskId.toString());
+      expect(early.code).to.equal(1);
+      expect(early.stderr.trim().split("\n")).to.have.length(1);
+      expect(early.stderr).to.match(/^consort: TASK_NOT_EXPIRED: task \d+ is AwaitingInputs \(0 of 2 inputs committed\)/);
+      expect(early.stderr).to.include(`from ${new Date(Number(task.inputDeadline + 1n) * 1000).toISOString()}`);
+      expect(await registry.taskState(taskId)).to.equal("AwaitingInputs");
+
+      await provider.send("evm_increaseTime", [1_001]);
+      await provider.send("evm_mine", []);
+      const done = await expire(taskId.toString());
+      expect(done.code, done.stderr).to.equal(0);
+      expect(done.stdout).to.match(new RegExp(`^expired task ${taskId} \\(missed its input deadline; 0 of 2 inputs committed\\) in tx 0x[0-9a-f]{64}, block \\d+`));
+      const expired = await registry.getTask(taskId);
+      expect(expired.expiredAtBlock).to.not.equal(0n);
+      expect(await registry.taskState(taskId)).to.equal("Expired");
+
+      const again = await expire(taskId.toString(), devWallet(7).privateKey);
+      expect(again.code).to.equal(1);
+      expect(again.stderr).to.match(new RegExp(`^consort: TASK_ALREADY_EXPIRED: task ${taskId}'s expiry is already recorded, in block ${expired.expiredAtBlock}`));
+    });
+
+    it("names an unknown task and a bad task id in one line each", async () => {
+      const unknown = await expire("424242");
+      expect(unknown.code).to.equal(1);
+      expect(unknown.stderr).to.match(/^consort: UNKNOWN_TASK: registry 0x[0-9a-fA-F]{40} has no task 424242\n$/);
+      const bad = await expire("-1");
+      expect(bad.code).to.equal(1);
+      expect(bad.stderr).to.match(/^consort: BAD_REQUEST: task id must be a positive whole number/);
+    });
+
+    it("task status and audit show a deadline beyond what a date can hold instead of failing", async () => {
+      const now = BigInt((await provider.getBlock("latest"))!.timestamp);
+      const { taskId } = await registry.connectRunner(devWallet(6).connect(provider)).createTask({
+        program: toUtf8Bytes("opaque program"),
+        parties: [1, 2, 3].map((i) => devWallet(i).address),
+        dataOwners: owners.map((o) => o.address),
+        threshold: 1,
+        inputDeadline: now + 1_000n,
+        resultDeadline: 2n ** 64n - 1n,
+      });
+      const status = await consort(["task", "status", "--task", taskId.toString(), "--rpc", url, "--registry", registry.address]);
+      expect(status.code, status.stderr).to.equal(0);
+      expect(status.stdout).to.include(`result ${2n ** 64n - 1n} (unix seconds)`);
+      const audit = await consort(["audit", "--task", taskId.toString(), "--rpc", url, "--registry", registry.address]);
+      expect(audit.stderr).to.equal("");
+      expect(audit.stdout).to.include(`${2n ** 64n - 1n} (unix seconds)`);
+    });
   });
 });
