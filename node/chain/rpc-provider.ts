@@ -48,6 +48,7 @@ export function redactRpcUrl(rpcUrl: string): string {
 }
 
 function checkHttpUrl(rpcUrl: string): void {
+  if (rpcUrl.trim() === "") throw new ConsortError("CONFIG_INVALID", "no RPC URL was given");
   let protocol: string;
   try {
     protocol = new URL(rpcUrl).protocol;

@@ -60,6 +60,39 @@ describe("cli/consort command line", function () {
     expect(missing.stderr).to.match(/^consort: BAD_REQUEST: --parties: "0x1" is not an address/);
   });
 
+  it("bad input names what was wrong, before any network call, instead of a wrong code or a misleading message", async () => {
+    const down = `http://127.0.0.1:${await freePort()}`;
+    const create = ["task", "create", "--standard", "total-and-mean", "--parties", "0x0000000000000000000000000000000000000001", "--rpc", down];
+    const noOwners = await consort([...create, "--data-owners", ",", "--threshold", "1"]);
+    expect(noOwners.code).to.equal(1);
+    expect(noOwners.stderr).to.match(/^consort: BAD_REQUEST: --data-owners: give at least one address/);
+    const owner = ["--data-owners", "0x0000000000000000000000000000000000000002"];
+    const threshold = await consort([...create, ...owner, "--threshold", "one"]);
+    expect(threshold.code).to.equal(1);
+    expect(threshold.stderr).to.match(/^consort: BAD_REQUEST: --threshold must be a positive whole number/);
+    const window = await consort([...create, ...owner, "--threshold", "1", "--input-window", "0"]);
+    expect(window.stderr).to.match(/^consort: BAD_REQUEST: --input-window must be a positive whole number/);
+    const timeout = await consort(["input", "submit", "--task", "1", "--value", "5", "--timeout", "soon", "--rpc", down]);
+    expect(timeout.stderr).to.match(/^consort: BAD_REQUEST: --timeout must be a positive whole number/);
+
+    const huge = await consort(["task", "status", "--task", "9".repeat(78), "--rpc", down]);
+    expect(huge.code).to.equal(1);
+    expect(huge.stderr).to.match(/^consort: BAD_REQUEST: task id must be at most 2\^256 - 1, got a 78-digit number/);
+
+    const unwritable = await consort(["program", "build", "--standard", "total-and-mean", "--owners", "3", "--out", join(dir, "missing", "p.json")]);
+    expect(unwritable.code).to.equal(1);
+    expect(unwritable.stderr).to.match(/^consort: BAD_REQUEST: cannot write --out .*p\.json \(ENOENT\)\n$/);
+
+    const noRpc = await consort(["task", "status", "--task", "1", "--rpc", ""]);
+    expect(noRpc.stderr).to.match(/^consort: CONFIG_INVALID: no RPC URL was given/);
+    const badRpc = await consort(["task", "status", "--task", "1", "--rpc", "localhost8545"]);
+    expect(badRpc.stderr).to.match(/^consort: CONFIG_INVALID: the RPC URL .* is not a URL/);
+    const keyed = await consort(["task", "status", "--task", "1", "--rpc", `${down}/v3/secret-key-123`]);
+    expect(keyed.code).to.equal(75);
+    expect(keyed.stderr).to.include(`${down}/[redacted]`);
+    expect(keyed.stderr).to.not.include("secret-key-123");
+  });
+
   it("node start with an invalid config names the field and never echoes the key", async () => {
     const secret = "0x" + "ab".repeat(32);
     const file = join(dir, "bad-config.json");
