@@ -4,7 +4,7 @@ import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
 import { getAddress } from "ethers";
-import { chainTimeText } from "../chain/registry-client.ts";
+import { chainTimeText, taskExpiry } from "../chain/registry-client.ts";
 import { findProgramByHash, findTaskCreated } from "../chain/task-events.ts";
 import { auditTask, formatAuditReport } from "../chain/task-audit.ts";
 import { ConsortError, toConsortError } from "../errors.ts";
@@ -276,6 +276,9 @@ export function buildCli(): Command {
           inputDeadline: chainTimeText(t.inputDeadline),
           resultDeadline: chainTimeText(t.resultDeadline),
           resultHash: /^0x0+$/.test(t.resultHash) ? null : t.resultHash,
+          expiredAtBlock: t.expiredAtBlock === 0n ? null : t.expiredAtBlock.toString(),
+          // Open tasks: the first second the registry will accept expireTask, should the deadline be missed.
+          expirableFrom: state === "AwaitingInputs" || state === "Computing" ? chainTimeText(taskExpiry(t).expirableFrom) : null,
           ...(nodeView === undefined ? {} : { node: nodeView }),
         };
         if (opts.json === true) {
@@ -287,6 +290,14 @@ export function buildCli(): Command {
         print(`  parties   ${t.parties.join(", ")} (t=${t.threshold})`);
         status.inputs.forEach((i, k) => print(`  input #${k}  ${i.dataOwner}  ${i.commitment ?? "(not committed)"}`));
         print(`  deadlines inputs ${status.inputDeadline}, result ${status.resultDeadline}`);
+        if (status.expirableFrom !== null) print(`  expiry    if the ${taskExpiry(t).deadline} deadline is missed, \`consort task expire\` works from ${status.expirableFrom}`);
+        if (state === "Expired") {
+          print(
+            status.expiredAtBlock === null
+              ? `  expiry    missed its deadline, not recorded on chain yet: run \`consort task expire --task ${taskId}\``
+              : `  expiry    recorded in block ${status.expiredAtBlock}`,
+          );
+        }
         if (status.resultHash !== null) print(`  result    ${status.resultHash} (run \`consort audit --task ${taskId}\` for the values and checks)`);
         if (nodeView !== undefined) print(`  node      ${JSON.stringify(nodeView)}`);
       } finally {

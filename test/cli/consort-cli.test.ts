@@ -199,8 +199,14 @@ describe("cli/consort command line", function () {
       expect(early.stderr).to.include(`from ${new Date(Number(task.inputDeadline + 1n) * 1000).toISOString()}`);
       expect(await registry.taskState(taskId)).to.equal("AwaitingInputs");
 
+      const status = (args: string[] = []) =>
+        consort(["task", "status", "--task", taskId.toString(), "--rpc", url, "--registry", registry.address, ...args]);
+      const open = await status(["--json"]);
+      expect(JSON.parse(open.stdout)).to.include({ state: "AwaitingInputs", expiredAtBlock: null, expirableFrom: new Date(Number(task.inputDeadline + 1n) * 1000).toISOString() });
+
       await provider.send("evm_increaseTime", [1_001]);
       await provider.send("evm_mine", []);
+      expect((await status()).stdout).to.include(`not recorded on chain yet: run \`consort task expire --task ${taskId}\``);
       const done = await expire(taskId.toString());
       expect(done.code, done.stderr).to.equal(0);
       expect(done.stdout).to.match(new RegExp(`^expired task ${taskId} \\(missed its input deadline; 0 of 2 inputs committed\\) in tx 0x[0-9a-f]{64}, block \\d+`));
@@ -208,6 +214,7 @@ describe("cli/consort command line", function () {
       expect(expired.expiredAtBlock).to.not.equal(0n);
       expect(await registry.taskState(taskId)).to.equal("Expired");
 
+      expect((await status()).stdout).to.include(`expiry    recorded in block ${expired.expiredAtBlock}`);
       const again = await expire(taskId.toString(), devWallet(7).privateKey);
       expect(again.code).to.equal(1);
       expect(again.stderr).to.match(new RegExp(`^consort: TASK_ALREADY_EXPIRED: task ${taskId}'s expiry is already recorded, in block ${expired.expiredAtBlock}`));
