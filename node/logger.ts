@@ -108,8 +108,16 @@ export function createLogger(level: string, bindings: Record<string, unknown> = 
     if (!rebound) return pinoChild.call(this, childBindings, options);
     const made = pinoChild.call(this, {}, options);
     (made as unknown as Record<string, string>)[chindings] = "";
-    made.setBindings({ pid: process.pid, ...parent, ...childBindings });
+    pinoSetBindings.call(made, { pid: process.pid, ...parent, ...childBindings });
     return made;
+  };
+  // setBindings appends the same way; a rebound name replaces the old value.
+  const pinoSetBindings = root.setBindings as unknown as (this: Logger, b: Bindings) => void;
+  (root as unknown as { setBindings: unknown }).setBindings = function setBindings(this: Logger, newBindings: Bindings): void {
+    checkBindings(newBindings);
+    const current = this.bindings();
+    (this as unknown as Record<string, string>)[chindings] = "";
+    pinoSetBindings.call(this, { pid: process.pid, ...current, ...newBindings });
   };
   return root;
 }

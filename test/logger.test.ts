@@ -153,10 +153,22 @@ describe("logger", () => {
     expect(three).to.not.have.property("task");
   });
 
+  it("setBindings replaces a bound value rather than adding a second one", () => {
+    const child = log.child({ task: "1" });
+    child.setBindings({ party: B, task: "2" });
+    child.info("after");
+    log.info("root");
+    const [after, root] = out.lines();
+    expect(after).to.include({ party: B, task: "2", pid: process.pid });
+    expect(root).to.include({ party: A });
+    expect(root).to.not.have.property("task");
+  });
+
   it("a binding named like a line key is refused when the logger is made, not written twice later", () => {
     for (const key of ["level", "time", "msg", "hostname", "fields"]) {
       expectCode(() => createLogger("info", { [key]: "x" }, out.stream), "INTERNAL");
       expectCode(() => log.child({ [key]: "x" }), "INTERNAL");
+      expectCode(() => log.setBindings({ [key]: "x" }), "INTERNAL");
     }
   });
 
