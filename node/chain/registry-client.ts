@@ -114,7 +114,13 @@ export class RegistryClient {
     try {
       return await call();
     } catch (error) {
-      throw toChainError(error, loadRegistryArtifact().iface, action);
+      const e = toChainError(error, loadRegistryArtifact().iface, action);
+      // A view that reverts for a missing task is a lookup that found nothing, not a failed transaction.
+      if (e.code === "TX_REVERTED" && e.details.error === "ConsortUnknownTask") {
+        const taskId = (e.details.args as Record<string, string>).taskId;
+        throw new ConsortError("UNKNOWN_TASK", `registry ${this.address} has no task ${taskId}`, { cause: e, details: { ...e.details, taskId } });
+      }
+      throw e;
     }
   }
 

@@ -176,10 +176,18 @@ describe("chain/registry-client", function () {
       await reverted(as(6).finalizeTask(taskId, result, ["0x1234"]), "ConsortInvalidSignature", { taskId: id, index: "0" });
     });
 
-    it("reads that revert are TX_REVERTED too", async () => {
-      await reverted(client.getTask(12_345n), "ConsortUnknownTask", { taskId: "12345" });
+    it("reads that revert are TX_REVERTED too, except a missing task, which is UNKNOWN_TASK naming it", async () => {
       await reverted(client.getParty(address(9)), "ConsortUnknownParty", { party: address(9) });
-      await reverted(client.attestationDigest(0n, ZeroHash), "ConsortUnknownTask", { taskId: "0" });
+      for (const [read, id] of [
+        [client.getTask(12_345n), "12345"],
+        [client.inputCommitments(777n), "777"],
+        [client.attestationDigest(0n, ZeroHash), "0"],
+      ] as const) {
+        const error = await rejection(read, "UNKNOWN_TASK");
+        expect(error.retryable).to.equal(false);
+        expect(error.details).to.include({ taskId: id, error: "ConsortUnknownTask" });
+        expect(error.message).to.include(`has no task ${id}`);
+      }
     });
   });
 

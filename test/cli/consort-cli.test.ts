@@ -224,6 +224,12 @@ describe("cli/consort command line", function () {
       const unknown = await expire("424242");
       expect(unknown.code).to.equal(1);
       expect(unknown.stderr).to.match(/^consort: UNKNOWN_TASK: registry 0x[0-9a-fA-F]{40} has no task 424242\n$/);
+      const chainArgs = ["--task", "424242", "--rpc", url, "--registry", registry.address];
+      for (const command of [["task", "program", "--out", join(dir, "p.json")], ["task", "result"], ["input", "submit", "--value", "1", "--state-dir", dir]]) {
+        const r = await consort([...command, ...chainArgs], { CONSORT_PRIVATE_KEY: owners[0]!.privateKey });
+        expect(r.code, command.join(" ")).to.equal(1);
+        expect(r.stderr, command.join(" ")).to.match(/^consort: UNKNOWN_TASK: .*424242/);
+      }
       const bad = await expire("-1");
       expect(bad.code).to.equal(1);
       expect(bad.stderr).to.match(/^consort: BAD_REQUEST: task id must be a positive whole number/);
