@@ -139,6 +139,13 @@ export function rpcRequestError(rpcUrl: string, method: string, timeoutMs: numbe
     });
   }
   const status = typeof e?.response?.statusCode === "number" ? e.response.statusCode : undefined;
+  if (status === 599) {
+    // ethers' own status for giving up after retrying HTTP 429 (rate limited) answers.
+    return new ConsortError("RPC_UNAVAILABLE", `${where} kept refusing ${method} with HTTP 429 (rate limited); ethers stopped retrying`, {
+      retryable: true,
+      details: { ...details, status: 429 },
+    });
+  }
   if (status !== undefined && status !== 0) {
     // 401 and 403 mean the key or the plan: asking again will not help.
     const retryable = status !== 401 && status !== 403;

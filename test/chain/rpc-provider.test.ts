@@ -101,7 +101,8 @@ describe("chain/rpc-provider", function () {
           const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { id: number; method: string };
           requests.push(body.method);
           if (typeof mode === "object") {
-            res.writeHead(mode.status, { "content-type": "text/plain" }).end("no");
+            // Retry-After is read by ethers as milliseconds: keeps its throttling retries quick.
+            res.writeHead(mode.status, { "content-type": "text/plain", "retry-after": "1" }).end("no");
           } else if (body.method === "eth_chainId") {
             res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", id: body.id, result: "0x7a69" }));
           }
@@ -165,7 +166,7 @@ describe("chain/rpc-provider", function () {
       }
     });
 
-    it("an HTTP error status names the status; 401 and 403 are not retryable, 503 is", async () => {
+    it("an HTTP error status names the status; 401 and 403 are not retryable, 429 (after ethers' retries) and 503 are", async () => {
       const url = `http://127.0.0.1:${port}/v3/${SECRET}`;
       const provider = await connectProvider(url, { requestTimeoutMs: 2_000 });
       try {
@@ -174,6 +175,12 @@ describe("chain/rpc-provider", function () {
         expect(denied.retryable).to.equal(false);
         expect(denied.details).to.include({ status: 401, method: "eth_blockNumber" });
         expectNamesEndpointWithoutSecret(denied, port);
+        mode = { status: 429 };
+        // (provider.send: getBlockNumber would share the 401 call's result, which ethers keeps briefly.)
+        const throttled = await expectRejection(provider.send("eth_gasPrice", []), "RPC_UNAVAILABLE");
+        expect(throttled.retryable).to.equal(true);
+        expect(throttled.message).to.include("eth_gasPrice with HTTP 429 (rate limited)");
+        expect(requests.filter((m) => m === "eth_gasPrice").length).to.be.greaterThan(2);
         mode = { status: 503 };
         const down = await expectRejection(probeChainId(url, 2_000), "RPC_UNAVAILABLE");
         expect(down.retryable).to.equal(true);
