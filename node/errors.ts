@@ -53,6 +53,12 @@ export type ConsortErrorCode =
   | "CONTRACT_NOT_FOUND"
   | "DEPLOYMENT_NOT_FOUND"
   | "TASK_FAILED"
+  /** expireTask: the task's deadline has not passed yet by the chain's clock. */
+  | "TASK_NOT_EXPIRED"
+  /** expireTask: the task has a result and can no longer expire. */
+  | "TASK_FINALIZED"
+  /** expireTask: the task's expiry is already recorded. */
+  | "TASK_ALREADY_EXPIRED"
   // store
   | "STORE_FAILED"
   // generic

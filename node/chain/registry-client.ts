@@ -7,7 +7,7 @@ import {
   type Provider,
   type TransactionReceipt,
 } from "ethers";
-import { ConsortError } from "../errors.ts";
+import { ConsortError, isConsortError } from "../errors.ts";
 import { toChainError } from "./chain-errors.ts";
 import { loadRegistryArtifact } from "./registry-artifact.ts";
 import { taskStateName, type TaskStateName } from "./task-state.ts";
@@ -114,7 +114,13 @@ export class RegistryClient {
     try {
       return await call();
     } catch (error) {
-      throw toChainError(error, loadRegistryArtifact().iface, action);
+      const e = toChainError(error, loadRegistryArtifact().iface, action);
+      // A view that reverts for a missing task is a lookup that found nothing, not a failed transaction.
+      if (e.code === "TX_REVERTED" && e.details.error === "ConsortUnknownTask") {
+        const taskId = (e.details.args as Record<string, string>).taskId;
+        throw new ConsortError("UNKNOWN_TASK", `registry ${this.address} has no task ${taskId}`, { cause: e, details: { ...e.details, taskId } });
+      }
+      throw e;
     }
   }
 
@@ -261,7 +267,91 @@ export class RegistryClient {
     return this.send("finalizeTask", [taskId, result, [...signatures]], options);
   }
 
+  /**
+   * Records that a task missed its deadline (anyone may). The registry
+   * decides; its refusal becomes UNKNOWN_TASK, TASK_NOT_EXPIRED (naming the
+   * deadline that applies and the chain's time), TASK_FINALIZED or
+   * TASK_ALREADY_EXPIRED (someone else recorded it first, which a caller that
+   * only wants the task ended may treat as done).
+   */
   async expireTask(taskId: bigint, options: TxOptions = {}): Promise<TransactionReceipt> {
-    return this.send("expireTask", [taskId], options);
+    try {
+      return await this.send("expireTask", [taskId], options);
+    } catch (error) {
+      if (!isConsortError(error, "TX_REVERTED")) throw error;
+      if (error.details.error === "ConsortUnknownTask") {
+        throw new ConsortError("UNKNOWN_TASK", `registry ${this.address} has no task ${taskId}`, {
+          cause: error,
+          details: { taskId: taskId.toString() },
+        });
+      }
+      if (error.details.error === "ConsortTaskNotExpirable") {
+        const state = (error.details.args as Record<string, string> | undefined)?.state;
+        throw await this.notExpirable(taskId, state === undefined ? await this.taskState(taskId) : taskStateName(BigInt(state)), error);
+      }
+      throw error;
+    }
   }
+
+  /** Why `taskId` (in `state`, as the registry saw it) cannot be expired now, with what the chain says about when. */
+  private async notExpirable(taskId: bigint, state: TaskStateName, cause: ConsortError): Promise<ConsortError> {
+    const task = await this.getTask(taskId);
+    if (state === "Finalized" || task.finalizedAtBlock !== 0n) {
+      return new ConsortError("TASK_FINALIZED", `task ${taskId} was finalized in block ${task.finalizedAtBlock}; a task with a result cannot expire`, {
+        cause,
+        details: { taskId: taskId.toString(), state: "Finalized", finalizedAtBlock: task.finalizedAtBlock.toString() },
+      });
+    }
+    if (state === "Expired" || task.expiredAtBlock !== 0n) {
+      return new ConsortError("TASK_ALREADY_EXPIRED", `task ${taskId}'s expiry is already recorded, in block ${task.expiredAtBlock}`, {
+        cause,
+        details: { taskId: taskId.toString(), state: "Expired", expiredAtBlock: task.expiredAtBlock.toString() },
+      });
+    }
+    const chainTime = await this.read("eth_getBlockByNumber(latest)", async () => BigInt((await this.provider.getBlock("latest"))?.timestamp ?? 0));
+    const expiry = taskExpiry(task);
+    const wait = expiry.expirableFrom > chainTime ? expiry.expirableFrom - chainTime : 0n;
+    const inputs = `${task.inputsCommitted} of ${task.dataOwners.length} inputs committed`;
+    const otherwise =
+      expiry.deadline === "input"
+        ? `; if every input is committed before then, the result deadline ${chainTimeText(task.resultDeadline)} applies instead`
+        : "";
+    return new ConsortError(
+      "TASK_NOT_EXPIRED",
+      `task ${taskId} is ${state} (${inputs}) and can be expired once the chain's time passes its ${expiry.deadline} deadline ` +
+        `${chainTimeText(expiry.deadline === "input" ? task.inputDeadline : task.resultDeadline)}, from ${chainTimeText(expiry.expirableFrom)} ` +
+        `(the chain's time is ${chainTimeText(chainTime)}, ${wait} s before that)${otherwise}`,
+      {
+        cause,
+        details: {
+          taskId: taskId.toString(),
+          state,
+          deadline: expiry.deadline,
+          expirableFrom: expiry.expirableFrom.toString(),
+          chainTime: chainTime.toString(),
+        },
+      },
+    );
+  }
+}
+
+/**
+ * When a task that is still open can first be expired, by the chain's clock:
+ * the input deadline applies while inputs are missing, the result deadline
+ * once all are committed. Deadlines are inclusive on chain, so the task is
+ * expirable from the second after.
+ */
+export function taskExpiry(task: Pick<TaskRecord, "inputsCommitted" | "dataOwners" | "inputDeadline" | "resultDeadline">): {
+  deadline: "input" | "result";
+  expirableFrom: bigint;
+} {
+  return task.inputsCommitted < task.dataOwners.length
+    ? { deadline: "input", expirableFrom: task.inputDeadline + 1n }
+    : { deadline: "result", expirableFrom: task.resultDeadline + 1n };
+}
+
+/** A chain time (unix seconds) as ISO 8601, or as plain seconds when no Date can hold it (a uint64 deadline may not fit). */
+export function chainTimeText(unixSeconds: bigint): string {
+  const ms = Number(unixSeconds) * 1000;
+  return Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : `${unixSeconds} (unix seconds)`;
 }

@@ -5,7 +5,7 @@ import { programDataOwnerCount, programInputs, type Program } from "../program/p
 import { decodeResult } from "../program/result-encoding.ts";
 import { describeType } from "../program/secret-types.ts";
 import { attestationDigest, recoverAttestationSigner } from "./attestation.ts";
-import type { RegistryClient, TaskRecord } from "./registry-client.ts";
+import { chainTimeText, type RegistryClient, type TaskRecord } from "./registry-client.ts";
 import { findInputsCommitted, findTaskCreated, findTaskFinalized, type EventPosition } from "./task-events.ts";
 import type { TaskStateName } from "./task-state.ts";
 
@@ -54,7 +54,7 @@ export interface AuditReport {
 }
 
 function isoSeconds(seconds: bigint | number): string {
-  return new Date(Number(seconds) * 1000).toISOString().replace(".000Z", "Z");
+  return chainTimeText(BigInt(seconds)).replace(".000Z", "Z");
 }
 
 /**

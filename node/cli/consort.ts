@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
 import { getAddress } from "ethers";
+import { chainTimeText, taskExpiry } from "../chain/registry-client.ts";
 import { findProgramByHash, findTaskCreated } from "../chain/task-events.ts";
 import { auditTask, formatAuditReport } from "../chain/task-audit.ts";
 import { ConsortError, toConsortError } from "../errors.ts";
@@ -48,15 +49,20 @@ function conn(opts: Record<string, unknown>): ConnectionOptions {
   };
 }
 
+const MAX_UINT256 = (1n << 256n) - 1n;
+
 function parseTaskId(value: string): bigint {
-  if (!/^[0-9]{1,78}$/.test(value) || BigInt(value) === 0n) {
+  if (!/^[0-9]+$/.test(value) || BigInt(value) === 0n) {
     throw new ConsortError("BAD_REQUEST", `task id must be a positive whole number, got "${value}"`);
   }
+  // Task ids are uint256 on chain; a larger one would fail deep in the ABI encoder.
+  if (BigInt(value) > MAX_UINT256) throw new ConsortError("BAD_REQUEST", `task id must be at most 2^256 - 1, got a ${value.length}-digit number`);
   return BigInt(value);
 }
 
 function parseAddressList(value: string, what: string): string[] {
   const items = value.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  if (items.length === 0) throw new ConsortError("BAD_REQUEST", `${what}: give at least one address (comma-separated)`);
   return items.map((item) => {
     try {
       return getAddress(item);
@@ -71,6 +77,16 @@ function parsePositiveInt(value: string, what: string): number {
     throw new ConsortError("BAD_REQUEST", `${what} must be a positive whole number, got "${value}"`);
   }
   return Number(value);
+}
+
+/** Writes a command's output file; a path that cannot be written is the caller's input, not an internal fault. */
+function writeOutputFile(file: string, bytes: Uint8Array, option: string): void {
+  try {
+    writeFileSync(file, bytes);
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    throw new ConsortError("BAD_REQUEST", `cannot write ${option} ${file}${code === undefined ? "" : ` (${code})`}`, { cause, details: { file } });
+  }
 }
 
 function readProgramFile(file: string): { bytes: Uint8Array; program: Program } {
@@ -183,7 +199,7 @@ export function buildCli(): Command {
     .action((opts: { standard: string; owners: string; param?: string[]; out: string }) => {
       const program = buildStandardProgram(opts.standard, parsePositiveInt(opts.owners, "--owners"), parseParams(opts.param));
       const bytes = encodeProgram(program);
-      writeFileSync(opts.out, bytes);
+      writeOutputFile(opts.out, bytes, "--out");
       print(`wrote ${opts.out}: ${programHash(bytes)}`);
     });
   prog
@@ -215,16 +231,20 @@ export function buildCli(): Command {
       if (opts.program !== undefined) bytes = readProgramFile(opts.program).bytes;
       else if (opts.standard !== undefined) bytes = encodeProgram(buildStandardProgram(opts.standard, dataOwners.length, parseParams(opts.param as unknown as string[] | undefined)));
       else throw new ConsortError("BAD_REQUEST", "give --program <file> or --standard <name>");
+      // Bad flags are reported before anything touches the network.
+      const threshold = parsePositiveInt(String(opts.threshold), "--threshold");
+      const inputWindow = BigInt(parsePositiveInt(String(opts.inputWindow), "--input-window"));
+      const resultWindow = BigInt(parsePositiveInt(String(opts.resultWindow), "--result-window"));
       const c = await connectClient(conn(opts), true);
       try {
         const now = await chainNow(c.provider);
-        const inputDeadline = now + BigInt(parsePositiveInt(String(opts.inputWindow), "--input-window"));
-        const resultDeadline = inputDeadline + BigInt(parsePositiveInt(String(opts.resultWindow), "--result-window"));
+        const inputDeadline = now + inputWindow;
+        const resultDeadline = inputDeadline + resultWindow;
         const { taskId, receipt } = await c.registry.createTask({
           program: bytes,
           parties,
           dataOwners,
-          threshold: parsePositiveInt(String(opts.threshold), "--threshold"),
+          threshold,
           inputDeadline,
           resultDeadline,
         });
@@ -254,9 +274,12 @@ export function buildCli(): Command {
           threshold: t.threshold,
           parties: t.parties,
           inputs: t.dataOwners.map((o, i) => ({ dataOwner: o, commitment: /^0x0+$/.test(commitments[i]!) ? null : commitments[i] })),
-          inputDeadline: new Date(Number(t.inputDeadline) * 1000).toISOString(),
-          resultDeadline: new Date(Number(t.resultDeadline) * 1000).toISOString(),
+          inputDeadline: chainTimeText(t.inputDeadline),
+          resultDeadline: chainTimeText(t.resultDeadline),
           resultHash: /^0x0+$/.test(t.resultHash) ? null : t.resultHash,
+          expiredAtBlock: t.expiredAtBlock === 0n ? null : t.expiredAtBlock.toString(),
+          // Open tasks: the first second the registry will accept expireTask, should the deadline be missed.
+          expirableFrom: state === "AwaitingInputs" || state === "Computing" ? chainTimeText(taskExpiry(t).expirableFrom) : null,
           ...(nodeView === undefined ? {} : { node: nodeView }),
         };
         if (opts.json === true) {
@@ -268,8 +291,34 @@ export function buildCli(): Command {
         print(`  parties   ${t.parties.join(", ")} (t=${t.threshold})`);
         status.inputs.forEach((i, k) => print(`  input #${k}  ${i.dataOwner}  ${i.commitment ?? "(not committed)"}`));
         print(`  deadlines inputs ${status.inputDeadline}, result ${status.resultDeadline}`);
+        if (status.expirableFrom !== null) print(`  expiry    if the ${taskExpiry(t).deadline} deadline is missed, \`consort task expire\` works from ${status.expirableFrom}`);
+        if (state === "Expired") {
+          print(
+            status.expiredAtBlock === null
+              ? `  expiry    missed its deadline, not recorded on chain yet: run \`consort task expire --task ${taskId}\``
+              : `  expiry    recorded in block ${status.expiredAtBlock}`,
+          );
+        }
         if (status.resultHash !== null) print(`  result    ${status.resultHash} (run \`consort audit --task ${taskId}\` for the values and checks)`);
         if (nodeView !== undefined) print(`  node      ${JSON.stringify(nodeView)}`);
+      } finally {
+        c.close();
+      }
+    });
+  withKey(connectionOptions(task.command("expire")))
+    .description("record on chain that a task missed its input or result deadline (anyone may; it ends the task for good)")
+    .requiredOption("--task <id>", "task id")
+    .action(async (opts: Record<string, string | undefined>) => {
+      const taskId = parseTaskId(String(opts.task));
+      const c = await connectClient(conn(opts), true);
+      try {
+        const receipt = await c.registry.expireTask(taskId);
+        const t = await c.registry.getTask(taskId);
+        const missed = t.inputsCommitted < t.dataOwners.length ? "input" : "result";
+        print(
+          `expired task ${taskId} (missed its ${missed} deadline; ${t.inputsCommitted} of ${t.dataOwners.length} inputs committed) ` +
+            `in tx ${receipt.hash}, block ${receipt.blockNumber}`,
+        );
       } finally {
         c.close();
       }
@@ -301,7 +350,7 @@ export function buildCli(): Command {
       const c = await connectClient(conn(opts), false);
       try {
         const created = await findTaskCreated(c.registry, parseTaskId(String(opts.task)));
-        writeFileSync(String(opts.out), created.program);
+        writeOutputFile(String(opts.out), created.program, "--out");
         describeProgram(decodeProgram(created.program), created.program).forEach(print);
       } finally {
         c.close();
@@ -331,6 +380,7 @@ export function buildCli(): Command {
       }
       const values = typeof opts.value === "string" ? split(opts.value) : undefined;
       if (values === undefined && inputs === undefined) throw new ConsortError("BAD_REQUEST", "give --value or --input");
+      const deliveryTimeoutMs = parsePositiveInt(String(opts.timeout), "--timeout") * 1000;
       const c = await connectClient(conn(opts), true);
       try {
         const r = await submitInput({
@@ -340,7 +390,7 @@ export function buildCli(): Command {
           ...(values === undefined ? {} : { values }),
           ...(inputs === undefined ? {} : { inputs }),
           stateDir: resolve(String(opts.stateDir)),
-          deliveryTimeoutMs: parsePositiveInt(String(opts.timeout), "--timeout") * 1000,
+          deliveryTimeoutMs,
           onProgress: (e) => {
             if (e.step === "retry") process.stderr.write(`waiting for ${String(e.party)}: ${String(e.reason)}\n`);
           },

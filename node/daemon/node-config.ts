@@ -17,7 +17,8 @@ const address = z.string().refine((s) => {
 /** The node's config file, as JSON. Paths are relative to the file's folder. */
 export const nodeConfigSchema = z
   .object({
-    rpcUrl: z.url({ protocol: /^(http|https|ws|wss)$/ }),
+    // The provider speaks JSON-RPC over http(s) only (node/chain/rpc-provider.ts).
+    rpcUrl: z.url({ protocol: /^(http|https)$/ }),
     registry: address.optional(),
     deploymentsDir: z.string().min(1).optional(),
     privateKeyFile: z.string().min(1).optional(),

@@ -11,22 +11,61 @@
  * - bit: 0 or 1 (bigint, number or string).
  * - field: integers in [0, r).
  *
- * Errors name the input and the index of the offending value but never the
- * value itself (it is private data).
+ * Errors name the input, the index of the offending value, the type's range
+ * and which way the value misses it, but never the value itself (it is
+ * private data).
  */
 import { ConsortError } from "../errors.ts";
 import { FR_MODULUS, encodeSigned } from "../math/field.ts";
-import { parseDecimal, parseInteger, rationalFromNumber, roundHalfEven, type Rational } from "./decimal.ts";
+import { formatBinaryFixed, parseDecimal, parseInteger, rationalFromNumber, roundHalfEven, type Rational } from "./decimal.ts";
 import { findInput, type Program } from "./program.ts";
-import { describeType, inRange, type SecretType } from "./secret-types.ts";
+import { describeType, rangeOf, type RangedType, type SecretType } from "./secret-types.ts";
 
 /** A value as a data owner may write it. */
 export type InputValue = bigint | number | string;
 
-function outOfRange(inputName: string, index: number, type: SecretType, reason: string): ConsortError {
-  return new ConsortError("INPUT_OUT_OF_RANGE", `input ${JSON.stringify(inputName)} value ${index} ${reason} for ${describeType(type)}`, {
-    details: { input: inputName, index, type: describeType(type) },
+/** The range a value of `type` must lie in, as a data owner writes values (fixed: decimals, not stored integers). */
+export function describeRange(type: SecretType): string {
+  switch (type.kind) {
+    case "int":
+    case "bit": {
+      const { lo, hi } = rangeOf(type);
+      return `${lo} to ${hi}`;
+    }
+    case "fixed": {
+      const { lo, hi } = rangeOf(type);
+      return `${formatBinaryFixed(lo, type.frac)} to ${formatBinaryFixed(hi, type.frac)} in steps of 2^-${type.frac}`;
+    }
+    case "field":
+      return "0 to r - 1 (r is BN254's scalar field modulus)";
+  }
+}
+
+/**
+ * INPUT_OUT_OF_RANGE for the value at `index` of input `inputName`. The
+ * message names the input, the index (as an index, never where a value would
+ * stand), the type and its range, and which way the value misses it, but not
+ * the value: it is the data owner's private figure.
+ */
+function badValue(inputName: string, index: number, type: SecretType, problem: "below" | "above" | "not-a-number", expected?: string): ConsortError {
+  const where = `input ${JSON.stringify(inputName)}: the value at index ${index}`;
+  const range = `${describeType(type)} takes ${describeRange(type)}`;
+  const what =
+    problem === "below"
+      ? `is below the smallest ${describeType(type)} value`
+      : problem === "above"
+        ? `is above the largest ${describeType(type)} value`
+        : `is not ${expected ?? "a number"}`;
+  return new ConsortError("INPUT_OUT_OF_RANGE", `${where} ${what} (${range}; the value itself is not shown)`, {
+    details: { input: inputName, index, type: describeType(type), range: describeRange(type), problem },
   });
+}
+
+function checkRange(type: RangedType, v: bigint, inputName: string, index: number): bigint {
+  const { lo, hi } = rangeOf(type);
+  if (v < lo) throw badValue(inputName, index, type, "below");
+  if (v > hi) throw badValue(inputName, index, type, "above");
+  return v;
 }
 
 function integerOf(value: InputValue): bigint | undefined {
@@ -52,27 +91,24 @@ export function encodeValue(type: SecretType, value: InputValue, inputName: stri
   switch (type.kind) {
     case "int": {
       const v = integerOf(value);
-      if (v === undefined) throw outOfRange(inputName, index, type, "is not an integer (bigint, safe-integer number or decimal integer string)");
-      if (!inRange(type, v)) throw outOfRange(inputName, index, type, "is out of range");
-      return v;
+      if (v === undefined) throw badValue(inputName, index, type, "not-a-number", "an integer (bigint, safe-integer number or decimal integer string)");
+      return checkRange(type, v, inputName, index);
     }
     case "fixed": {
       const q = rationalOf(value);
-      if (q === undefined) throw outOfRange(inputName, index, type, "is not a decimal number (bigint, finite number or string like \"-12.5\")");
-      const v = roundHalfEven(q.num << BigInt(type.frac), q.den);
-      if (!inRange(type, v)) throw outOfRange(inputName, index, type, "is out of range");
-      return v;
+      if (q === undefined) throw badValue(inputName, index, type, "not-a-number", 'a decimal number (bigint, finite number or string like "-12.5")');
+      return checkRange(type, roundHalfEven(q.num << BigInt(type.frac), q.den), inputName, index);
     }
     case "bit": {
       const v = integerOf(value);
-      if (v === undefined) throw outOfRange(inputName, index, type, "is not an integer (0 or 1)");
-      if (v !== 0n && v !== 1n) throw outOfRange(inputName, index, type, "is not 0 or 1");
-      return v;
+      if (v === undefined) throw badValue(inputName, index, type, "not-a-number", "an integer (0 or 1)");
+      return checkRange(type, v, inputName, index);
     }
     case "field": {
       const v = integerOf(value);
-      if (v === undefined) throw outOfRange(inputName, index, type, "is not an integer");
-      if (v < 0n || v >= FR_MODULUS) throw outOfRange(inputName, index, type, "is not in [0, r)");
+      if (v === undefined) throw badValue(inputName, index, type, "not-a-number", "an integer (bigint, safe-integer number or decimal integer string)");
+      if (v < 0n) throw badValue(inputName, index, type, "below");
+      if (v >= FR_MODULUS) throw badValue(inputName, index, type, "above");
       return v;
     }
   }

@@ -73,7 +73,7 @@ function outsideType(output: string, index: number, type: SecretType): ConsortEr
   // its declared range (nodes cannot see inputs) is the only way to get here.
   return new ConsortError(
     "PROTOCOL_ABORTED",
-    `revealed value ${index} of output ${JSON.stringify(output)} lies outside ${describeType(type)}: an input was shared outside its declared range`,
+    `the revealed value at index ${index} of output ${JSON.stringify(output)} lies outside ${describeType(type)}: an input was shared outside its declared range`,
     { details: { output, index, type: describeType(type) } },
   );
 }
@@ -152,7 +152,7 @@ function checkOpened(program: Program, opened: OpenedOutputs): void {
       });
     }
     values.forEach((x, i) => {
-      if (!isFieldElement(x)) throw badResult(`opened value ${i} of output ${JSON.stringify(o.name)} is not a field element`, { output: o.name, index: i });
+      if (!isFieldElement(x)) throw badResult(`the opened value at index ${i} of output ${JSON.stringify(o.name)} is not a field element`, { output: o.name, index: i });
     });
   }
 }
@@ -244,7 +244,7 @@ const DECIMAL_INTEGER = /^(0|-?[1-9][0-9]*)$/;
 /** Recovers the opened field element from a rendered plain output value. */
 function parseRendered(type: SecretType, text: unknown, output: string, index: number): bigint {
   const bad = (): ConsortError =>
-    badResult(`value ${index} of output ${JSON.stringify(output)} is not a canonical ${describeType(type)} value`, { output, index });
+    badResult(`the value at index ${index} of output ${JSON.stringify(output)} is not a canonical ${describeType(type)} value`, { output, index });
   if (typeof text !== "string" || text.length > 400) throw bad();
   if (type.kind === "fixed") {
     const q = parseDecimal(text);
@@ -323,7 +323,7 @@ export function decodeResult(program: Program, bytes: Uint8Array): ProgramResult
       const pattern = o.decimals === 0 ? /^-?(0|[1-9][0-9]*)$/ : new RegExp(`^-?(0|[1-9][0-9]*)\\.[0-9]{${o.decimals}}$`);
       for (const [i, text] of elementsOf(p, o, value).entries()) {
         if (typeof text !== "string" || text.length > 400 || (text !== UNDEFINED && (!pattern.test(text) || /^-0(\.0*)?$/.test(text)))) {
-          throw badResult(`value ${i} of quotient output ${JSON.stringify(o.name)} must be a decimal with ${o.decimals} digits or "undefined"`, {
+          throw badResult(`the value at index ${i} of quotient output ${JSON.stringify(o.name)} must be a decimal with ${o.decimals} digits or "undefined"`, {
             output: o.name,
             index: i,
           });

@@ -157,7 +157,7 @@ describe("chain/registry-client", function () {
       });
       // TaskState ordinals: 1 AwaitingInputs, 2 Computing.
       await reverted(as(6).finalizeTask(taskId, toUtf8Bytes("r"), []), "ConsortInvalidTaskState", { taskId: id, state: "1", expected: "2" });
-      await reverted(as(6).expireTask(taskId), "ConsortTaskNotExpirable", { taskId: id, state: "1" });
+      await rejection(as(6).expireTask(taskId), "TASK_NOT_EXPIRED");
       await as(5).commitInput(taskId, commitmentOf("c"));
 
       await reverted(as(6).finalizeTask(taskId, new Uint8Array(), []), "ConsortEmptyResult", { taskId: id });
@@ -176,10 +176,18 @@ describe("chain/registry-client", function () {
       await reverted(as(6).finalizeTask(taskId, result, ["0x1234"]), "ConsortInvalidSignature", { taskId: id, index: "0" });
     });
 
-    it("reads that revert are TX_REVERTED too", async () => {
-      await reverted(client.getTask(12_345n), "ConsortUnknownTask", { taskId: "12345" });
+    it("reads that revert are TX_REVERTED too, except a missing task, which is UNKNOWN_TASK naming it", async () => {
       await reverted(client.getParty(address(9)), "ConsortUnknownParty", { party: address(9) });
-      await reverted(client.attestationDigest(0n, ZeroHash), "ConsortUnknownTask", { taskId: "0" });
+      for (const [read, id] of [
+        [client.getTask(12_345n), "12345"],
+        [client.inputCommitments(777n), "777"],
+        [client.attestationDigest(0n, ZeroHash), "0"],
+      ] as const) {
+        const error = await rejection(read, "UNKNOWN_TASK");
+        expect(error.retryable).to.equal(false);
+        expect(error.details).to.include({ taskId: id, error: "ConsortUnknownTask" });
+        expect(error.message).to.include(`has no task ${id}`);
+      }
     });
   });
 
@@ -241,7 +249,57 @@ describe("chain/registry-client", function () {
       expect(await client.taskState(second.taskId)).to.equal("Expired");
       const expiry = await as(9).expireTask(second.taskId);
       expect((await client.getTask(second.taskId)).expiredAtBlock).to.equal(BigInt(expiry.blockNumber));
-      await reverted(as(9).expireTask(second.taskId), "ConsortTaskNotExpirable", { taskId: second.taskId.toString(), state: "4" });
+      await rejection(as(9).expireTask(second.taskId), "TASK_ALREADY_EXPIRED");
+    });
+
+    it("expireTask: typed refusals naming the deadline that applies and the chain's time, then the expiry", async () => {
+      const unknown = await rejection(as(9).expireTask(99_999n), "UNKNOWN_TASK");
+      expect(unknown.details.taskId).to.equal("99999");
+
+      const waiting = await as(6).createTask(await taskParams());
+      const early = await rejection(as(9).expireTask(waiting.taskId), "TASK_NOT_EXPIRED");
+      const task = await client.getTask(waiting.taskId);
+      expect(early.retryable).to.equal(false);
+      expect(early.details).to.include({ state: "AwaitingInputs", deadline: "input", expirableFrom: (task.inputDeadline + 1n).toString() });
+      expect(BigInt(early.details.chainTime as string)).to.equal(await now());
+      expect(early.message).to.include(new Date(Number(task.inputDeadline) * 1000).toISOString());
+
+      // Every input committed: the result deadline is the one that applies.
+      const computing = await as(6).createTask(await taskParams());
+      await as(4).commitInput(computing.taskId, commitmentOf("c4"));
+      await as(5).commitInput(computing.taskId, commitmentOf("c5"));
+      const busy = await rejection(as(9).expireTask(computing.taskId), "TASK_NOT_EXPIRED");
+      const computingTask = await client.getTask(computing.taskId);
+      expect(busy.details).to.include({ state: "Computing", deadline: "result", expirableFrom: (computingTask.resultDeadline + 1n).toString() });
+
+      // A deadline that no Date can hold is still named (in seconds), not a crash.
+      const far = await as(6).createTask(await taskParams({ resultDeadline: 2n ** 64n - 1n }));
+      await as(4).commitInput(far.taskId, commitmentOf("f4"));
+      await as(5).commitInput(far.taskId, commitmentOf("f5"));
+      const never = await rejection(as(9).expireTask(far.taskId), "TASK_NOT_EXPIRED");
+      expect(never.message).to.include(`${2n ** 64n - 1n} (unix seconds)`);
+
+      await time.increaseTo(task.inputDeadline + 1n);
+      const receipt = await as(9).expireTask(waiting.taskId);
+      expect((await client.getTask(waiting.taskId)).expiredAtBlock).to.equal(BigInt(receipt.blockNumber));
+      const again = await rejection(as(8).expireTask(waiting.taskId), "TASK_ALREADY_EXPIRED");
+      expect(again.details.expiredAtBlock).to.equal(receipt.blockNumber.toString());
+
+      const finalized = await as(6).createTask(await taskParams());
+      await as(4).commitInput(finalized.taskId, commitmentOf("d4"));
+      await as(5).commitInput(finalized.taskId, commitmentOf("d5"));
+      const result = toUtf8Bytes("done");
+      const attestation = {
+        taskId: finalized.taskId,
+        programHash: (await client.getTask(finalized.taskId)).programHash,
+        inputCommitments: await client.inputCommitments(finalized.taskId),
+        resultHash: keccak256(result),
+      };
+      const signatures = await Promise.all([1, 2].map((i) => signAttestation(at(accounts, i), chainId, client.address, attestation)));
+      await as(6).finalizeTask(finalized.taskId, result, signatures);
+      await time.increaseTo((await client.getTask(finalized.taskId)).resultDeadline + 1n);
+      const done = await rejection(as(9).expireTask(finalized.taskId), "TASK_FINALIZED");
+      expect(done.details.state).to.equal("Finalized");
     });
 
     it("findParty / getParty / isRegistered", async () => {

@@ -32,6 +32,7 @@ describe("cli/node-config", () => {
   it("names every invalid field and rejects unknown ones", () => {
     for (const bad of [
       { ...valid, rpcUrl: "ftp://x" },
+      { ...valid, rpcUrl: "wss://x" },
       { ...valid, port: -1 },
       { ...valid, confirmations: 1.5 },
       { ...valid, registry: "0x1234" },

@@ -44,6 +44,27 @@ describe("encodeInputValues", () => {
     expect(JSON.stringify(error.details)).to.not.include(secret.toString());
   });
 
+  it("names the index as an index, the type's range and which way the value misses it", () => {
+    const program = single(int(64), 3);
+    const above = expectCode(() => encodeInputValues(program, "x", [0n, 1n << 70n, 0n]), "INPUT_OUT_OF_RANGE");
+    expect(above.details).to.deep.include({ input: "x", index: 1, type: "int(64)", problem: "above" });
+    expect(above.message).to.include("the value at index 1 is above the largest int(64) value");
+    expect(above.message).to.include("-9223372036854775808 to 9223372036854775807");
+    // The operator's report: "value 0 is out of range" read as if 0 were the value.
+    const first = expectCode(() => encodeInputValues(program, "x", [-(1n << 63n) - 1n, 0n, 0n]), "INPUT_OUT_OF_RANGE");
+    expect(first.message).to.match(/^input "x": the value at index 0 is below the smallest int\(64\) value/);
+    expect(first.message).to.not.match(/value 0\b/);
+    const word = expectCode(() => encodeInputValues(program, "x", [0n, 0n, "ten"]), "INPUT_OUT_OF_RANGE");
+    expect(word.details).to.deep.include({ index: 2, problem: "not-a-number" });
+    expect(word.message).to.not.include("ten");
+    const fixedPoint = expectCode(() => encodeInputValues(single(fixed(12, 5)), "x", ["64"]), "INPUT_OUT_OF_RANGE");
+    expect(fixedPoint.details).to.deep.include({ range: "-64 to 63.96875 in steps of 2^-5", problem: "above" });
+    const bitValue = expectCode(() => encodeValue({ kind: "bit" }, 2n, "flag", 4), "INPUT_OUT_OF_RANGE");
+    expect(bitValue.details).to.deep.include({ input: "flag", index: 4, range: "0 to 1", problem: "above" });
+    const fieldValue = expectCode(() => encodeValue(field(), -1n, "f", 0), "INPUT_OUT_OF_RANGE");
+    expect(fieldValue.details).to.deep.include({ problem: "below" });
+  });
+
   it("accepts only safe-integer numbers and integer strings for int inputs", () => {
     const program = single(int(64));
     expect(encodeInputValues(program, "x", [Number.MAX_SAFE_INTEGER])).to.deep.equal([BigInt(Number.MAX_SAFE_INTEGER)]);
