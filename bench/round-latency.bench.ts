@@ -44,7 +44,7 @@ import { NodeStore } from "../node/store/node-store.ts";
 import { HttpFrameLink } from "../node/transport/frame-link.ts";
 import { createNodeApi, startNodeApi } from "../node/transport/http-server.ts";
 import type { RunningNodeApi } from "../node/transport/http-server.ts";
-import { labelKey } from "../node/transport/peer-message.ts";
+import { labelKey } from "../node/transport/message-label.ts";
 import { PeerSessions } from "../node/transport/peer-sessions.ts";
 import type { FrameSigning } from "../node/transport/peer-sessions.ts";
 import { ConsortError } from "../node/errors.ts";
@@ -63,16 +63,13 @@ const REGISTRY = getAddress("0x" + "c0".repeat(20));
 interface Scenario {
   name: string;
   signing: FrameSigning;
-  link: "upgrade" | "stream" | "request";
   store: boolean;
 }
 
 const SCENARIOS: readonly Scenario[] = [
-  { name: "upgraded stream, checkpoint signing (default)", signing: "checkpoint", link: "upgrade", store: false },
-  { name: "streamed POST, checkpoint signing", signing: "checkpoint", link: "stream", store: false },
-  { name: "upgraded stream, checkpoint signing, SQLite store", signing: "checkpoint", link: "upgrade", store: true },
-  { name: "upgraded stream, Ed25519 signature per frame", signing: "frame", link: "upgrade", store: false },
-  { name: "POST per frame, checkpoint signing", signing: "checkpoint", link: "request", store: false },
+  { name: "upgraded stream, checkpoint signing (default)", signing: "checkpoint", store: false },
+  { name: "upgraded stream, checkpoint signing, SQLite store", signing: "checkpoint", store: true },
+  { name: "upgraded stream, Ed25519 signature per frame", signing: "frame", store: false },
 ];
 
 /** Fixed, obviously non-production keys so the three processes agree without coordination. */
@@ -126,7 +123,7 @@ async function worker(index: number, scenario: Scenario): Promise<void> {
     },
     signing: scenario.signing,
     timeoutMs: 60_000,
-    link: new HttpFrameLink({ mode: scenario.link }),
+    link: new HttpFrameLink(),
     onError: (error) => send({ kind: "failed", message: `${error.code}: ${error.message}` }),
   });
   const channel = new PeerChannel({ sessions, store: store ?? { getMessage: () => undefined }, mailbox, timeoutMs: 60_000 });
@@ -136,14 +133,11 @@ async function worker(index: number, scenario: Scenario): Promise<void> {
     submitShare: async (): Promise<Record<string, unknown>> => {
       throw new ConsortError("NOT_FOUND", "no shares in this bench");
     },
-    deliverMessage: async () => {
-      throw new ConsortError("NOT_FOUND", "no legacy messages in this bench");
-    },
   };
   const api: RunningNodeApi = await startNodeApi(
-    createNodeApi(handlers, { maxMessageBytes: 1024 }),
+    createNodeApi(handlers),
     { host: "127.0.0.1", port: 0 },
-    { frames: { receive: (record) => sessions.take(record), maxRecordBytes: 64 * 1024 * 1024 } },
+    { frames: { receive: (record) => sessions.take(record), authenticate: (hello) => sessions.authenticateLink(hello), maxRecordBytes: 64 * 1024 * 1024 } },
   );
 
   const run = async (taskId: bigint, rounds: number, elements: number) => {

@@ -18,8 +18,8 @@ import { runProgram } from "../protocol/program-runner.ts";
 import type { RoundNetwork } from "../protocol/round-network.ts";
 import { NodeStore, type StoredTask } from "../store/node-store.ts";
 import { createNodeApi, startNodeApi, type RunningNodeApi } from "../transport/http-server.ts";
-import { labelKey, openPayload, verifyPeerMessageSignature, type MessageLabel, type SignedPeerMessage } from "../transport/peer-message.ts";
-import { openSharePayload, verifyShareSubmission, type ShareSubmission } from "../transport/share-submission.ts";
+import { labelKey, type MessageLabel } from "../transport/message-label.ts";
+import { maxShareSubmissionBytes, openSharePayload, verifyShareSubmission, type ShareSubmission } from "../transport/share-submission.ts";
 import { sealOutputResponse, verifyOutputRequest, type OutputRequest } from "../transport/output-request.ts";
 import { ownerInputLayout, splitOwnerVector } from "../program/input-layout.ts";
 import { encodeRequesterShare } from "../transport/requester-share-codec.ts";
@@ -194,15 +194,19 @@ export class ConsortNode {
       {
         health: async () => this.health(),
         taskStatus: async (taskId) => this.taskStatus(taskId),
+        // The most a data owner of the task can send this party: unknown tasks are refused before the body is read.
+        shareBodyLimit: (taskId) => {
+          const task = this.knownTask(taskId);
+          const program = decodeProgram(task.program);
+          let values = 0;
+          for (let owner = 0; owner < task.dataOwners.length; owner++) values = Math.max(values, ownerInputLayout(program, owner).length);
+          return maxShareSubmissionBytes(values, task.parties.length);
+        },
         submitShare: async (submission) => this.acceptShare(submission),
-        deliverMessage: async (message) => this.acceptMessage(message),
         getProgram: async (hash) => this.programByHash(hash),
         requesterOutputs: async (request) => this.requesterOutputs(request),
       },
-      {
-        maxMessageBytes: this.config.maxMessageBytes,
-        logger: (event) => this.logger.warn(event, "api request failed"),
-      },
+      { logger: (event) => this.logger.warn(event, "api request failed") },
     );
     this.api = await startNodeApi(
       app,
@@ -210,6 +214,7 @@ export class ConsortNode {
       {
         frames: {
           receive: (record) => this.sessions.take(record),
+          authenticate: (hello) => this.sessions.authenticateLink(hello),
           maxRecordBytes: maxFrameBytes(this.config.maxMessageBytes),
           logger: (event) => this.logger.warn(event, "peer frame rejected"),
         },
@@ -449,40 +454,6 @@ export class ConsortNode {
       if (this.computed.has(label.taskId.toString())) return;
     }
     this.mailbox.deliver(labelKey(label), from, payload);
-  }
-
-  /** A peer's protocol message on the older per-message route (POST /v1/messages): signed by a party of the task, sealed to us, stored before it is acknowledged. */
-  private async acceptMessage(message: SignedPeerMessage): Promise<void> {
-    const from = verifyPeerMessageSignature(message);
-    if (message.chainId !== this.chainId || !sameAddress(message.registry, this.registry.address)) {
-      throw new ConsortError("BAD_REQUEST", `the message is for chain ${message.chainId} registry ${message.registry}; this node serves chain ${this.chainId} registry ${this.registry.address}`);
-    }
-    if (!sameAddress(message.to, this.address)) {
-      throw new ConsortError("NOT_A_PARTY", `the message is addressed to ${message.to}, not to this party ${this.address}`);
-    }
-    const task = this.knownTask(message.label.taskId);
-    if (!task.parties.some((p) => sameAddress(p, from))) {
-      throw new ConsortError("NOT_A_PARTY", `${from} is not a party of task ${task.taskId}`, {
-        details: { taskId: task.taskId.toString(), from },
-      });
-    }
-    const payload = openPayload(this.encryptionKey.privateKey, message);
-    if (message.label.gate !== ATTESTATION_GATE) {
-      // Reject bytes that are not a canonical packed field vector here, at the boundary, rather than mid-protocol.
-      try {
-        frVecCheck(payload, "payload");
-      } catch (cause) {
-        throw new ConsortError("BAD_REQUEST", `the payload of ${labelKey(message.label)} from ${from} is not a field vector`, { cause });
-      }
-    }
-    const { taskId, round, gate } = message.label;
-    const outcome = this.store.putMessage(taskId, round, gate, getAddress(from), payload);
-    if (outcome === "conflict") {
-      throw new ConsortError("DUPLICATE_MESSAGE", `party ${from} already sent a different message for ${labelKey(message.label)}`, {
-        details: { label: labelKey(message.label), from },
-      });
-    }
-    this.mailbox.deliver(labelKey(message.label), getAddress(from), payload);
   }
 
   // ------------------------------------------------------------- chain events

@@ -21,8 +21,6 @@ import { encodeSigned } from "../../node/math/field.ts";
 import { splitVector } from "../../node/math/shamir.ts";
 import { encodeProgram } from "../../node/program/program-encoding.ts";
 import { totalAndMean } from "../../node/program/standard-programs.ts";
-import { postMessage } from "../../node/transport/http-client.ts";
-import { sealPayload, signPeerMessage } from "../../node/transport/peer-message.ts";
 import { sealSharePayload, signShareSubmission, type ShareSubmission } from "../../node/transport/share-submission.ts";
 
 /** A TCP proxy in front of the chain, so a test can take the RPC down and bring it back. */
@@ -200,9 +198,6 @@ describe("cli/consort-node: a node under bad input", function () {
     expect(missing.status).to.equal(400);
     expect(missing.json.error?.code).to.equal("BAD_REQUEST");
     expect(missing.json.error?.details.field).to.be.a("string");
-    const garbage = await post(`${urls[0]}/v1/messages`, "\u0001\u0002", "application/octet-stream");
-    expect(garbage.status).to.equal(400);
-    expect(garbage.json.error?.code).to.equal("BAD_REQUEST");
     await expectAlive();
   });
 
@@ -237,20 +232,6 @@ describe("cli/consort-node: a node under bad input", function () {
     const r = await post(sharesUrl(0), JSON.stringify(strangers));
     expect(r.status).to.equal(403);
     expect(r.json.error?.code).to.equal("NOT_A_DATA_OWNER");
-    await expectAlive();
-  });
-
-  it("rejects a peer message from a key that is not a party of the task with 403 NOT_A_PARTY", async () => {
-    const outsider = Wallet.createRandom();
-    const record = await (await RegistryClient.connect(provider, registryAddress)).getParty(partyWallets[0]!.address);
-    const context = { chainId, registry: registryAddress, label: { taskId, round: 1, gate: "open:0-0" }, from: outsider.address, to: partyWallets[0]!.address };
-    const signed = signPeerMessage({ ...context, sealed: sealPayload(getBytes(record.encryptionKey), context, new Uint8Array(32)) }, outsider);
-    const error = await postMessage(urls[0]!, signed, { timeoutMs: 5_000 }).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(isConsortError(error, "PEER_REJECTED")).to.equal(true);
-    expect((error as ConsortError).details.remoteCode).to.equal("NOT_A_PARTY");
     await expectAlive();
   });
 
