@@ -36,7 +36,7 @@ import { Socket } from "node:net";
 import type { Duplex, Readable, Writable } from "node:stream";
 import { ConsortError, isConsortError } from "../errors.ts";
 import { describeValue } from "./binary-codec.ts";
-import { errorResponse, failureEvent, jsonText, rawErrorResponse, requestError } from "./http-errors.ts";
+import { endSocket, errorResponse, failureEvent, jsonText, rawErrorResponse, requestError } from "./http-errors.ts";
 
 export const FRAME_STREAM_PATH = "/v1/frames/stream";
 /** Status of an acknowledgement for a stored record. */
@@ -316,7 +316,7 @@ export function createFrameRoutes(options: FrameRoutesOptions): FrameRoutes {
     const refuse = (error: ConsortError, original?: unknown) => {
       const response = errorResponse(error);
       log(failureEvent(req.method ?? "GET", FRAME_STREAM_PATH, response, original ?? error));
-      socket.end(rawErrorResponse(response));
+      endSocket(socket, rawErrorResponse(response));
     };
     if (req.method !== "GET") {
       refuse(requestError(405, `upgrade the frame stream with GET, not ${describeValue(req.method)}`, { field: "method" }));

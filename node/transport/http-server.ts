@@ -45,7 +45,7 @@ import { ConnectionGuard } from "./connection-guard.ts";
 import type { ConnectionCounts, ConnectionLimits } from "./connection-guard.ts";
 import { createFrameRoutes } from "./frame-server.ts";
 import type { FrameRoutesOptions } from "./frame-server.ts";
-import { errorResponse, failureEvent, jsonText, rawErrorResponse, requestError } from "./http-errors.ts";
+import { endSocket, errorResponse, failureEvent, jsonText, rawErrorResponse, requestError } from "./http-errors.ts";
 import type { JsonErrorBody } from "./http-errors.ts";
 import { parseShareSubmission } from "./share-submission.ts";
 import type { ShareSubmission } from "./share-submission.ts";
@@ -383,16 +383,16 @@ export function startNodeApi(
   server.on("connection", (socket: Socket) => guard.admit(socket));
   // A client that breaks the HTTP syntax gets a 400 and the socket is closed (node:http's default, kept explicit).
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
-    if (!socket.writable || err.code === "ECONNRESET") {
+    if (err.code === "ECONNRESET") {
       socket.destroy();
       return;
     }
     const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
-    socket.end(rawErrorResponse(errorResponse(requestError(status, status === 408 ? "request timed out" : "malformed HTTP request", { field: "request" }))));
+    endSocket(socket, rawErrorResponse(errorResponse(requestError(status, status === 408 ? "request timed out" : "malformed HTTP request", { field: "request" }))));
   });
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (frames?.upgrade(req, socket, head)) return;
-    socket.end(rawErrorResponse(errorResponse(new ConsortError("NOT_FOUND", `no upgrade route ${describeValue(req.url ?? "")}`))));
+    endSocket(socket, rawErrorResponse(errorResponse(new ConsortError("NOT_FOUND", `no upgrade route ${describeValue(req.url ?? "")}`))));
   });
   return new Promise((resolve, reject) => {
     const onError = (cause: unknown) => {
