@@ -5,15 +5,14 @@
  * 300,000 multiplications/s end to end).
  *
  * Three OS processes (this file, forked with "worker") each run the node API
- * (express, with the raw frame routes in front: startNodeApi) and a
+ * (express, with the upgraded frame stream beside it: startNodeApi) and a
  * PeerSessions + PeerChannel + PeerMailbox, exactly as a node wires them. Each
  * round, every party sends one frame to every other party and waits for one
  * from each (the RoundNetwork.exchange pattern). Rounds are sequential: a
  * party starts round r + 1 only when it has all of round r.
  *
- * Scenarios: the default transport (one HTTP/1.1 stream per peer,
- * checkpoint signing); per-frame Ed25519 signatures; one POST per frame;
- * and the default with every message stored in SQLite first (NodeStore, as
+ * Scenarios: the default transport (one upgraded HTTP/1.1 connection per
+ * peer, checkpoint signing); per-frame Ed25519 signatures; and the default with every message stored in SQLite first (NodeStore, as
  * the node's deliver does). Latency: median of 3 runs of 1,000 rounds after
  * a warm-up. Throughput: 10 rounds of 3.2 MB. Also the single-process cost
  * of the primitives, the CPU time per round summed over the three

@@ -218,6 +218,7 @@ export class ConsortNode {
           maxRecordBytes: maxFrameBytes(this.config.maxMessageBytes),
           logger: (event) => this.logger.warn(event, "peer frame rejected"),
         },
+        limits: { maxConnections: this.config.maxConnections, maxConnectionsPerSource: this.config.maxConnectionsPerSource },
       },
     );
   }

@@ -45,7 +45,7 @@ export const ACK_STORED = 204;
 export const FRAME_UPGRADE_PROTOCOL = "consort-frames/1";
 /** The request header that carries the link hello (./link-hello.ts). */
 export const LINK_HELLO_HEADER = "consort-link-hello";
-/** Longest hello header accepted; a real one is 244 characters. */
+/** Longest hello header accepted; a real one is 242 characters. */
 const MAX_HELLO_CHARS = 1024;
 /**
  * An upgraded connection with no traffic for this long is closed. Above the

@@ -25,7 +25,7 @@
  * verify, which keeps a flood of forged hellos cheap to refuse. A hello is
  * good for HELLO_WINDOW_MS either side of the recipient's clock, and each
  * nonce is taken once within that window (verifyLinkHello's `seen`).
- * The whole is sent as base64url (244 characters).
+ * The whole is sent as base64url (242 characters).
  */
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
 import { ConsortError } from "../errors.ts";
