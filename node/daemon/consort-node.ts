@@ -197,6 +197,11 @@ export class ConsortNode {
         // The most a data owner of the task can send this party: unknown tasks are refused before the body is read.
         shareBodyLimit: (taskId) => {
           const task = this.knownTask(taskId);
+          if (task.status === "finalized" || task.status === "expired" || task.status === "failed") {
+            throw new ConsortError("TASK_NOT_ACCEPTING", `task ${taskId} is ${task.status} and takes no more input`, {
+              details: { taskId: taskId.toString(), status: task.status },
+            });
+          }
           const program = decodeProgram(task.program);
           let values = 0;
           for (let owner = 0; owner < task.dataOwners.length; owner++) values = Math.max(values, ownerInputLayout(program, owner).length);
