@@ -89,8 +89,9 @@ export interface FrameRoutesOptions {
   authTimeoutMs?: number;
   /** Upgraded connections one peer may hold at once (a new one closes its oldest); defaults to 4. */
   maxStreamsPerPeer?: number;
-  /** Told about each socket once it is upgraded (authenticated), and before authentication starts. */
+  /** Told about an upgrade request's socket before its hello is checked. */
   onAuthenticating?(socket: Duplex): void;
+  /** Told about a socket once its peer is authenticated, before the 101. */
   onUpgraded?(socket: Duplex, peer: string): void;
   /** Receives one structured event per rejected record or upgrade (level, status, code, and for 500s the real error). */
   logger?: (event: Record<string, unknown>) => void;
