@@ -5,15 +5,14 @@
  * 300,000 multiplications/s end to end).
  *
  * Three OS processes (this file, forked with "worker") each run the node API
- * (express, with the raw frame routes in front: startNodeApi) and a
+ * (express, with the upgraded frame stream beside it: startNodeApi) and a
  * PeerSessions + PeerChannel + PeerMailbox, exactly as a node wires them. Each
  * round, every party sends one frame to every other party and waits for one
  * from each (the RoundNetwork.exchange pattern). Rounds are sequential: a
  * party starts round r + 1 only when it has all of round r.
  *
- * Scenarios: the default transport (one HTTP/1.1 stream per peer,
- * checkpoint signing); per-frame Ed25519 signatures; one POST per frame;
- * and the default with every message stored in SQLite first (NodeStore, as
+ * Scenarios: the default transport (one upgraded HTTP/1.1 connection per
+ * peer, checkpoint signing); per-frame Ed25519 signatures; and the default with every message stored in SQLite first (NodeStore, as
  * the node's deliver does). Latency: median of 3 runs of 1,000 rounds after
  * a warm-up. Throughput: 10 rounds of 3.2 MB. Also the single-process cost
  * of the primitives, the CPU time per round summed over the three
@@ -44,7 +43,7 @@ import { NodeStore } from "../node/store/node-store.ts";
 import { HttpFrameLink } from "../node/transport/frame-link.ts";
 import { createNodeApi, startNodeApi } from "../node/transport/http-server.ts";
 import type { RunningNodeApi } from "../node/transport/http-server.ts";
-import { labelKey } from "../node/transport/peer-message.ts";
+import { labelKey } from "../node/transport/message-label.ts";
 import { PeerSessions } from "../node/transport/peer-sessions.ts";
 import type { FrameSigning } from "../node/transport/peer-sessions.ts";
 import { ConsortError } from "../node/errors.ts";
@@ -63,16 +62,13 @@ const REGISTRY = getAddress("0x" + "c0".repeat(20));
 interface Scenario {
   name: string;
   signing: FrameSigning;
-  link: "upgrade" | "stream" | "request";
   store: boolean;
 }
 
 const SCENARIOS: readonly Scenario[] = [
-  { name: "upgraded stream, checkpoint signing (default)", signing: "checkpoint", link: "upgrade", store: false },
-  { name: "streamed POST, checkpoint signing", signing: "checkpoint", link: "stream", store: false },
-  { name: "upgraded stream, checkpoint signing, SQLite store", signing: "checkpoint", link: "upgrade", store: true },
-  { name: "upgraded stream, Ed25519 signature per frame", signing: "frame", link: "upgrade", store: false },
-  { name: "POST per frame, checkpoint signing", signing: "checkpoint", link: "request", store: false },
+  { name: "upgraded stream, checkpoint signing (default)", signing: "checkpoint", store: false },
+  { name: "upgraded stream, checkpoint signing, SQLite store", signing: "checkpoint", store: true },
+  { name: "upgraded stream, Ed25519 signature per frame", signing: "frame", store: false },
 ];
 
 /** Fixed, obviously non-production keys so the three processes agree without coordination. */
@@ -126,7 +122,7 @@ async function worker(index: number, scenario: Scenario): Promise<void> {
     },
     signing: scenario.signing,
     timeoutMs: 60_000,
-    link: new HttpFrameLink({ mode: scenario.link }),
+    link: new HttpFrameLink(),
     onError: (error) => send({ kind: "failed", message: `${error.code}: ${error.message}` }),
   });
   const channel = new PeerChannel({ sessions, store: store ?? { getMessage: () => undefined }, mailbox, timeoutMs: 60_000 });
@@ -136,14 +132,11 @@ async function worker(index: number, scenario: Scenario): Promise<void> {
     submitShare: async (): Promise<Record<string, unknown>> => {
       throw new ConsortError("NOT_FOUND", "no shares in this bench");
     },
-    deliverMessage: async () => {
-      throw new ConsortError("NOT_FOUND", "no legacy messages in this bench");
-    },
   };
   const api: RunningNodeApi = await startNodeApi(
-    createNodeApi(handlers, { maxMessageBytes: 1024 }),
+    createNodeApi(handlers),
     { host: "127.0.0.1", port: 0 },
-    { frames: { receive: (record) => sessions.take(record), maxRecordBytes: 64 * 1024 * 1024 } },
+    { frames: { receive: (record) => sessions.take(record), authenticate: (hello) => sessions.authenticateLink(hello), maxRecordBytes: 64 * 1024 * 1024 } },
   );
 
   const run = async (taskId: bigint, rounds: number, elements: number) => {

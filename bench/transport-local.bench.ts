@@ -31,7 +31,7 @@ import { PeerChannel } from "../node/transport/peer-channel.ts";
 import { PeerMailbox } from "../node/transport/peer-mailbox.ts";
 import { generateEncryptionKey } from "../node/transport/envelope.ts";
 import type { FrameLink } from "../node/transport/frame-link.ts";
-import { labelKey } from "../node/transport/peer-message.ts";
+import { labelKey } from "../node/transport/message-label.ts";
 import { recordBytesOf, type SealedRecord } from "../node/transport/peer-frame.ts";
 import { PeerSessions } from "../node/transport/peer-sessions.ts";
 import { benchArgument } from "./bench-argument.ts";

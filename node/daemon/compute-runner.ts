@@ -10,7 +10,7 @@ import type { RoundNetwork } from "../protocol/round-network.ts";
 import type { NodeStore, StoredTask } from "../store/node-store.ts";
 import type { PeerChannel } from "../transport/peer-channel.ts";
 import type { PeerMailbox } from "../transport/peer-mailbox.ts";
-import { labelKey, type MessageLabel } from "../transport/peer-message.ts";
+import { labelKey, type MessageLabel } from "../transport/message-label.ts";
 import type { AcceptedFrame, PeerSessions } from "../transport/peer-sessions.ts";
 import { encodeRequesterShare } from "../transport/requester-share-codec.ts";
 import type { Logger } from "../logger.ts";

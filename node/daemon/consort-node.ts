@@ -265,17 +265,12 @@ export class ConsortNode {
       {
         health: async () => this.queries.health(),
         taskStatus: async (taskId) => this.queries.taskStatus(taskId),
+        shareBodyLimit: (taskId) => this.intake.bodyLimit(taskId),
         submitShare: async (submission) => this.intake.accept(submission),
-        deliverMessage: async () => {
-          throw new ConsortError("NOT_FOUND", "POST /v1/messages is retired: parties exchange frames on the consort-frames/1 stream");
-        },
         getProgram: async (hash) => this.queries.programByHash(hash),
         requesterOutputs: async (request) => this.queries.requesterOutputs(request),
       },
-      {
-        maxMessageBytes: this.config.maxMessageBytes,
-        logger: (event) => this.logger.warn(event, "api request failed"),
-      },
+      { logger: (event) => this.logger.warn(event, "api request failed") },
     );
     this.api = await startNodeApi(
       app,
@@ -283,9 +278,11 @@ export class ConsortNode {
       {
         frames: {
           receive: (record) => this.sessions.take(record),
+          authenticate: (hello) => this.sessions.authenticateLink(hello),
           maxRecordBytes: maxFrameBytes(this.config.maxMessageBytes),
           logger: (event) => this.logger.warn(event, "peer frame rejected"),
         },
+        limits: { maxConnections: this.config.maxConnections, maxConnectionsPerSource: this.config.maxConnectionsPerSource },
       },
     );
   }

@@ -36,6 +36,10 @@ export const nodeConfigSchema = z
       .min(1_024)
       .max(1 << 30)
       .default(64 * 1024 * 1024),
+    // Keep maxConnections below the process's open-file limit (ulimit -n), or the kernel refuses sockets first.
+    maxConnections: z.number().int().min(16).max(1_000_000).default(1_024),
+    // Behind a reverse proxy every client has the proxy's address: raise this to maxConnections there.
+    maxConnectionsPerSource: z.number().int().min(1).max(1_000_000).default(256),
     logLevel: z.enum(["trace", "debug", "info", "warn", "error", "silent"]).default("info"),
   })
   .strict();
@@ -56,6 +60,8 @@ export interface NodeConfig {
   readonly protocolTimeoutMs: number;
   readonly takeoverDelayMs: number;
   readonly maxMessageBytes: number;
+  readonly maxConnections: number;
+  readonly maxConnectionsPerSource: number;
   readonly logLevel: "trace" | "debug" | "info" | "warn" | "error" | "silent";
 }
 
@@ -93,6 +99,8 @@ export function parseNodeConfig(raw: unknown, baseDir: string, env: NodeJS.Proce
     protocolTimeoutMs: c.protocolTimeoutMs,
     takeoverDelayMs: c.takeoverDelayMs,
     maxMessageBytes: c.maxMessageBytes,
+    maxConnections: c.maxConnections,
+    maxConnectionsPerSource: c.maxConnectionsPerSource,
     logLevel: c.logLevel,
   });
   return { config, secrets: Object.freeze({ wallet }) };

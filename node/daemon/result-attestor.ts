@@ -4,7 +4,7 @@ import { ConsortError, toConsortError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { NodeStore, StoredTask } from "../store/node-store.ts";
 import type { PeerChannel } from "../transport/peer-channel.ts";
-import type { MessageLabel } from "../transport/peer-message.ts";
+import type { MessageLabel } from "../transport/message-label.ts";
 import { ATTESTATION_GATE } from "./compute-runner.ts";
 
 /** After the quorum is in, how long to wait for the remaining attestations (the finalize transaction carries all it has). */

@@ -6,7 +6,7 @@ import { inputCommitment, shareDigestOfEncoded, type InputContext } from "../mat
 import { ownerInputLayout } from "../program/input-layout.ts";
 import { decodeProgram } from "../program/program-encoding.ts";
 import type { NodeStore, StoredTask } from "../store/node-store.ts";
-import { openSharePayload, verifyShareSubmission, type ShareSubmission } from "../transport/share-submission.ts";
+import { maxShareSubmissionBytes, openSharePayload, verifyShareSubmission, type ShareSubmission } from "../transport/share-submission.ts";
 
 export interface ShareIntakeOptions {
   address: string;
@@ -41,6 +41,20 @@ export class ShareIntake {
       );
     }
     return task;
+  }
+
+  /** The most a data owner of the task can send this party, so a larger body is refused before it is read (unknown tasks too). */
+  bodyLimit(taskId: bigint): number {
+    const task = this.#knownTask(taskId);
+    if (task.status === "finalized" || task.status === "expired" || task.status === "failed") {
+      throw new ConsortError("TASK_NOT_ACCEPTING", `task ${taskId} is ${task.status} and takes no more input`, {
+        details: { taskId: taskId.toString(), status: task.status },
+      });
+    }
+    const program = decodeProgram(task.program);
+    let values = 0;
+    for (let owner = 0; owner < task.dataOwners.length; owner++) values = Math.max(values, ownerInputLayout(program, owner).length);
+    return maxShareSubmissionBytes(values, task.parties.length);
   }
 
   #inputContext(taskId: bigint, dataOwner: string): InputContext {

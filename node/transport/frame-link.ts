@@ -1,39 +1,27 @@
 /**
- * The client side of the frame routes (./frame-server.ts): delivers sealed
- * records (./peer-frame.ts) to peers over persistent HTTP/1.1 connections
- * with Nagle off.
+ * The client side of the frame route (./frame-server.ts): delivers sealed
+ * records (./peer-frame.ts) to peers, one persistent connection per peer
+ * with Nagle off, opened as GET /v1/frames/stream with
+ * "Upgrade: consort-frames/1" and a link hello (./link-hello.ts). After the
+ * peer's 101 the connection carries the records one way and the
+ * acknowledgements the other. A peer that answers anything else than 101
+ * fails the records with its error (PEER_REJECTED, retryable iff it says so).
  *
- * "upgrade" mode (the default) opens GET /v1/frames/stream with
- * "Upgrade: consort-frames/1"; after the peer's 101 the connection carries
- * the records one way and the acknowledgements the other, exactly as a
- * streamed POST's body and response do, minus chunked coding and the HTTP
- * parser per record (~5-8% less CPU per small round here). A peer that
- * answers the upgrade with anything else than 101 gets a streamed POST.
- *
- * "stream" mode keeps one long POST /v1/frames/stream per
- * peer: each record is one chunk of the request body and the peer's
- * acknowledgements come back, concurrently, as the response body. That
- * halves the syscalls and removes the per-request parsing of a POST per
- * record (measured ~100 µs against ~300 µs of CPU per frame on the 2-core
- * machine of issue 3). A stream retires itself after maxStreamAgeMs (below
- * the server's 120 s requestTimeout) or idleStreamMs without traffic, and
- * any failure (connection reset, peer restarted, no acknowledgement in
- * time) fails its unacknowledged records with retryable PEER_UNREACHABLE:
- * the sender retries them on a fresh stream, and the receiver accepts an
- * identical record twice, so nothing is lost or doubled.
- *
- * "request" mode sends one POST /v1/frames per record over a keep-alive
- * agent. It is the fallback for a peer that does not serve streams (404)
- * and for paths through proxies that buffer request bodies.
+ * A stream retires itself after maxStreamAgeMs or idleStreamMs without
+ * traffic (below the server's idle cut), and any failure (connection reset,
+ * peer restarted, no acknowledgement in time) fails its unacknowledged
+ * records with retryable PEER_UNREACHABLE: the sender retries them on a
+ * fresh stream, and the receiver accepts an identical record twice, so
+ * nothing is lost or doubled.
  */
 import http from "node:http";
 import https from "node:https";
 import type { ClientRequest, IncomingMessage } from "node:http";
 import { Socket } from "node:net";
-import type { Duplex, Writable } from "node:stream";
+import type { Duplex } from "node:stream";
 import { ConsortError, isConsortError } from "../errors.ts";
 import { describeValue } from "./binary-codec.ts";
-import { ACK_STORED, FRAMES_PATH, FRAME_CONTENT_TYPE, FRAME_STREAM_PATH, FRAME_UPGRADE_PROTOCOL } from "./frame-server.ts";
+import { ACK_STORED, FRAME_STREAM_PATH, FRAME_UPGRADE_PROTOCOL, LINK_HELLO_HEADER } from "./frame-server.ts";
 import { remoteError, unreachableError } from "./http-errors.ts";
 import type { SealedRecord } from "./peer-frame.ts";
 
@@ -42,25 +30,18 @@ export interface FrameLink {
    * Delivers one record to the node at `endpoint`: resolves once the peer
    * stored it; rejects with PEER_UNREACHABLE (retryable) when the peer cannot
    * be reached or did not answer within `timeoutMs`, or PEER_REJECTED (with
-   * details.remoteCode, retryable iff the peer said so).
+   * details.remoteCode, retryable iff the peer said so). `hello` makes the
+   * link hello if a new connection must be opened for the record.
    */
-  deliver(endpoint: string, record: SealedRecord, timeoutMs: number): Promise<void>;
+  deliver(endpoint: string, record: SealedRecord, timeoutMs: number, hello: () => string): Promise<void>;
   /** Ends every connection; records in flight fail with PEER_UNREACHABLE. */
   close(): Promise<void>;
 }
 
-/**
- * "upgrade" (the default): one connection per peer, upgraded from HTTP/1.1 to
- * consort-frames/1; "stream": one streamed POST per peer; "request": one POST
- * per record. Each steps down to the next for a peer that does not serve it.
- */
-export type FrameLinkMode = "upgrade" | "stream" | "request";
-
 export interface HttpFrameLinkOptions {
-  mode?: FrameLinkMode;
-  /** A stream takes no new records after this long; defaults to 60 s (the server cuts requests at 120 s). */
+  /** A stream takes no new records after this long; defaults to 60 s. */
   maxStreamAgeMs?: number;
-  /** A stream with nothing in flight for this long is ended; defaults to 15 s. */
+  /** A stream with nothing in flight for this long is ended; defaults to 15 s (the server cuts idle ones at 20-40 s). */
   idleStreamMs?: number;
   /** Largest error body read from a peer; defaults to 64 KiB. */
   maxErrorBytes?: number;
@@ -128,18 +109,14 @@ interface Pending {
   timeoutMs: number;
 }
 
-/** How a FrameStream reaches the peer: an upgraded connection, or a streamed (chunked) POST. */
-type StreamTransport = "upgrade" | "chunked";
-
-/** One frame stream to one peer: GET /v1/frames/stream upgraded to consort-frames/1, or a streamed POST of it. */
+/** One upgraded frame stream to one peer. */
 class FrameStream {
   readonly #link: HttpFrameLink;
   readonly #target: Target;
-  readonly #transport: StreamTransport;
   readonly #req: ClientRequest;
-  /** Upgrade: the connection once the peer answered 101. */
+  /** The connection once the peer answered 101. */
   #socket: Duplex | undefined;
-  /** Upgrade: record parts written before the 101 arrived. */
+  /** Record parts written before the 101 arrived. */
   #queued: Buffer[] = [];
   readonly #pending = new Map<number, Pending>();
   readonly #created = Date.now();
@@ -151,38 +128,24 @@ class FrameStream {
   #deadlineTimer: NodeJS.Timeout | undefined;
   #acks: Buffer = Buffer.alloc(0);
 
-  constructor(link: HttpFrameLink, target: Target, transport: StreamTransport) {
+  constructor(link: HttpFrameLink, target: Target, hello: string) {
     this.#link = link;
     this.#target = target;
-    this.#transport = transport;
     const mod = target.secure ? https : http;
-    const path = `${target.basePath}${FRAME_STREAM_PATH}`;
-    this.#req =
-      transport === "upgrade"
-        ? mod.request({
-            hostname: target.hostname,
-            port: target.port,
-            method: "GET",
-            path,
-            headers: { connection: "Upgrade", upgrade: FRAME_UPGRADE_PROTOCOL },
-            // Its own connection: the stream holds it for its whole life.
-            agent: false,
-          })
-        : mod.request({
-            hostname: target.hostname,
-            port: target.port,
-            method: "POST",
-            path,
-            headers: { "content-type": FRAME_CONTENT_TYPE, "transfer-encoding": "chunked" },
-            agent: false,
-          });
+    this.#req = mod.request({
+      hostname: target.hostname,
+      port: target.port,
+      method: "GET",
+      path: `${target.basePath}${FRAME_STREAM_PATH}`,
+      headers: { connection: "Upgrade", upgrade: FRAME_UPGRADE_PROTOCOL, [LINK_HELLO_HEADER]: hello },
+      // Its own connection: the stream holds it for its whole life.
+      agent: false,
+    });
     this.#req.setNoDelay(true);
     this.#req.on("error", (err) => this.#kill(networkFailure(target.display, err)));
     this.#req.on("response", (res) => this.#onResponse(res));
-    if (transport === "upgrade") {
-      this.#req.on("upgrade", (res, socket, head) => this.#onUpgrade(res, socket, head));
-      this.#req.end();
-    }
+    this.#req.on("upgrade", (res, socket, head) => this.#onUpgrade(res, socket, head));
+    this.#req.end();
   }
 
   /** Whether new records may use this stream. */
@@ -199,11 +162,11 @@ class FrameStream {
         clearTimeout(this.#idleTimer);
         this.#idleTimer = undefined;
       }
-      if (this.#transport === "upgrade" && this.#socket === undefined) {
+      const out = this.#socket;
+      if (out === undefined) {
         for (const part of record.parts) this.#queued.push(part);
         return;
       }
-      const out: Writable = this.#socket ?? this.#req;
       if (record.parts.length === 1) out.write(record.parts[0]!);
       else {
         out.cork();
@@ -265,36 +228,20 @@ class FrameStream {
   }
 
   #endWrites(): void {
-    if (this.#transport === "chunked") this.#req.end();
-    else if (this.#socket !== undefined) this.#socket.end();
+    if (this.#socket !== undefined) this.#socket.end();
     else this.#kill(unreachableError(this.#target.display, "the frame stream was retired", { reason: "closed" }));
   }
 
+  /** Any answer but 101: the peer refused the stream (its error), or is not a Consort node. */
   #onResponse(res: IncomingMessage): void {
-    if (this.#transport === "upgrade" || res.statusCode !== 200) {
-      void readBody(res, this.#link.maxErrorBytes).then((body) => {
-        const status = res.statusCode ?? 0;
-        const error =
-          this.#transport === "upgrade" && status === 200
-            ? new ConsortError("PROTOCOL_INVALID_MESSAGE", `peer ${this.#target.display} answered the frame stream upgrade with 200, not 101`)
-            : remoteError(this.#target.display, status, body);
-        if (status === 404 || status === 405 || (this.#transport === "upgrade" && status >= 200 && status < 500)) {
-          // The peer (an older node, or a proxy in the way) does not serve this kind of stream: step down.
-          if (this.#transport === "upgrade") this.#link.markUpgradeless(this.#target.key);
-          else this.#link.markStreamless(this.#target.key);
-          // Out of the link's map first, so the records re-sent below open the next kind of stream.
-          this.#retiring = true;
-          this.#link.forget(this.#target.key, this);
-          this.#fallBack();
-        }
-        this.#kill(error);
-      });
-      return;
-    }
-    res.on("data", (chunk: Buffer) => this.#onAcks(chunk));
-    res.on("end", () => this.#kill(unreachableError(this.#target.display, "the peer ended the frame stream", { reason: "stream-ended" })));
-    res.on("error", (err) => this.#kill(networkFailure(this.#target.display, err)));
-    res.on("aborted", () => this.#kill(unreachableError(this.#target.display, "the frame stream was cut", { reason: "aborted" })));
+    void readBody(res, this.#link.maxErrorBytes).then((body) => {
+      const status = res.statusCode ?? 0;
+      this.#kill(
+        status >= 200 && status < 300
+          ? new ConsortError("PROTOCOL_INVALID_MESSAGE", `peer ${this.#target.display} answered the frame stream upgrade with ${status}, not 101`)
+          : remoteError(this.#target.display, status, body),
+      );
+    });
   }
 
   #onAcks(chunk: Buffer): void {
@@ -336,15 +283,6 @@ class FrameStream {
     }
   }
 
-  /** Re-sends what is in flight the way the link now uses for this peer (the peer refused this kind of stream). */
-  #fallBack(): void {
-    this.#queued = [];
-    for (const [seq, p] of this.#pending) {
-      this.#pending.delete(seq);
-      this.#link.redeliver(this.#target, p.record, Math.max(1, p.deadline - performance.now())).then(p.resolve, p.reject);
-    }
-  }
-
   /** Fails everything in flight with `error` and closes the connection. */
   #kill(error: ConsortError): void {
     if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
@@ -365,25 +303,16 @@ class FrameStream {
   }
 }
 
-/** Delivers records over HTTP (see the top of this file). */
+/** Delivers records over upgraded HTTP/1.1 connections (see the top of this file). */
 export class HttpFrameLink implements FrameLink {
-  readonly mode: FrameLinkMode;
   readonly maxStreamAgeMs: number;
   readonly idleStreamMs: number;
   readonly maxErrorBytes: number;
   readonly #streams = new Map<string, FrameStream>();
-  readonly #streamless = new Set<string>();
-  readonly #upgradeless = new Set<string>();
   readonly #targets = new Map<string, Target>();
-  readonly #httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16, scheduling: "lifo" });
-  readonly #httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 16, scheduling: "lifo" });
   #closed = false;
 
   constructor(options: HttpFrameLinkOptions = {}) {
-    this.mode = options.mode ?? "upgrade";
-    if (this.mode !== "upgrade" && this.mode !== "stream" && this.mode !== "request") {
-      throw new ConsortError("CONFIG_INVALID", `frame link mode must be "upgrade", "stream" or "request", got ${describeValue(this.mode)}`);
-    }
     this.maxStreamAgeMs = options.maxStreamAgeMs ?? 60_000;
     this.idleStreamMs = options.idleStreamMs ?? 15_000;
     this.maxErrorBytes = options.maxErrorBytes ?? 64 * 1024;
@@ -392,89 +321,27 @@ export class HttpFrameLink implements FrameLink {
     }
   }
 
-  deliver(endpoint: string, record: SealedRecord, timeoutMs: number): Promise<void> {
+  deliver(endpoint: string, record: SealedRecord, timeoutMs: number, hello: () => string): Promise<void> {
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
       return Promise.reject(new ConsortError("CONFIG_INVALID", `timeoutMs must be a positive number, got ${describeValue(timeoutMs)}`));
     }
     if (this.#closed) return Promise.reject(new ConsortError("PEER_UNREACHABLE", "the frame link is closed", { retryable: true }));
-    let target = this.#targets.get(endpoint);
-    if (target === undefined) {
-      try {
+    try {
+      let target = this.#targets.get(endpoint);
+      if (target === undefined) {
         target = parseEndpoint(endpoint);
-      } catch (error) {
-        return Promise.reject(error);
+        this.#targets.set(endpoint, target);
       }
-      this.#targets.set(endpoint, target);
+      let stream = this.#streams.get(target.key);
+      if (stream === undefined || !stream.usable) {
+        stream?.retire();
+        stream = new FrameStream(this, target, hello());
+        this.#streams.set(target.key, stream);
+      }
+      return stream.send(record, timeoutMs);
+    } catch (error) {
+      return Promise.reject(error);
     }
-    return this.redeliver(target, record, timeoutMs);
-  }
-
-  /** @internal Delivers to a parsed target the best way the peer is known to serve. */
-  redeliver(target: Target, record: SealedRecord, timeoutMs: number): Promise<void> {
-    if (this.mode === "request" || this.#streamless.has(target.key)) return this.post(target, record, timeoutMs);
-    let stream = this.#streams.get(target.key);
-    if (stream === undefined || !stream.usable) {
-      stream?.retire();
-      const transport = this.mode === "upgrade" && !this.#upgradeless.has(target.key) ? "upgrade" : "chunked";
-      stream = new FrameStream(this, target, transport);
-      this.#streams.set(target.key, stream);
-    }
-    return stream.send(record, timeoutMs);
-  }
-
-  /** One POST /v1/frames. */
-  post(target: Target, record: SealedRecord, timeoutMs: number): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const mod = target.secure ? https : http;
-      const req = mod.request(
-        {
-          hostname: target.hostname,
-          port: target.port,
-          method: "POST",
-          path: `${target.basePath}${FRAMES_PATH}`,
-          headers: { "content-type": FRAME_CONTENT_TYPE, "content-length": record.recordBytes },
-          agent: target.secure ? this.#httpsAgent : this.#httpAgent,
-        },
-        (res) => {
-          if (res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300) {
-            res.resume();
-            res.on("end", () => {
-              clearTimeout(timer);
-              resolve();
-            });
-            return;
-          }
-          void readBody(res, this.maxErrorBytes).then((body) => {
-            clearTimeout(timer);
-            reject(remoteError(target.display, res.statusCode ?? 0, body));
-          });
-        },
-      );
-      const timer = setTimeout(
-        () => req.destroy(unreachableError(target.display, `no answer within ${timeoutMs} ms`, { timeoutMs, reason: "timeout" })),
-        timeoutMs,
-      );
-      req.setNoDelay(true);
-      req.on("error", (err) => {
-        clearTimeout(timer);
-        reject(networkFailure(target.display, err));
-      });
-      const first = record.parts[0]!;
-      // The stream framing's length prefix is not part of a plain POST body.
-      req.write(first.subarray(4));
-      for (let i = 1; i < record.parts.length; i++) req.write(record.parts[i]!);
-      req.end();
-    });
-  }
-
-  /** @internal A peer does not upgrade to frame streams: use streamed POSTs from now on. */
-  markUpgradeless(key: string): void {
-    this.#upgradeless.add(key);
-  }
-
-  /** @internal A peer's streams are not served: use plain POSTs from now on. */
-  markStreamless(key: string): void {
-    this.#streamless.add(key);
   }
 
   /** @internal A dead stream leaves the map. */
@@ -486,7 +353,5 @@ export class HttpFrameLink implements FrameLink {
     this.#closed = true;
     for (const stream of [...this.#streams.values()]) stream.destroy();
     this.#streams.clear();
-    this.#httpAgent.destroy();
-    this.#httpsAgent.destroy();
   }
 }

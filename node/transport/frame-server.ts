@@ -1,62 +1,61 @@
 /**
- * The raw node:http routes for peer frames (./peer-frame.ts), mounted in
- * front of express by startNodeApi (./http-server.ts). Express adds ~100 µs
- * per request on this class of machine and a round of the MPC engine has a
- * 500 µs budget for six messages, so the hot path is a plain request handler
- * that copies the body once and answers with as few bytes as possible.
+ * The peer frame route (./peer-frame.ts), served by startNodeApi
+ * (./http-server.ts) outside express: the round path must not pay for
+ * express's routing on every record.
  *
- *   POST /v1/frames          body = one record (frame or checkpoint)
- *                            -> 204, or the JSON error of ./http-errors.ts
+ *   GET /v1/frames/stream    with "Upgrade: consort-frames/1" and a link hello in the
+ *                            "consort-link-hello" header (./link-hello.ts): the hello
+ *                            is checked first (authenticate), and only a party's
+ *                            connection is answered 101; anything else gets the
+ *                            JSON error of ./http-errors.ts and is closed
+ *                            (400/405 for a wrong protocol or method).
  *
- *   GET /v1/frames/stream    with "Upgrade: consort-frames/1": answered 101, then the
- *                            connection carries exactly what the streamed POST below
- *                            carries (records in, acknowledgements out), with no
- *                            chunked coding or HTTP parsing per record. The link's
- *                            default; 400/405 for a wrong protocol or method.
- *
- *   POST /v1/frames/stream   body = a stream of records, each as
+ *   After the 101 the connection carries records one way, each as
  *                              u32 length (big-endian) || record
- *                            -> 200, body = a stream of acknowledgements
+ *   and acknowledgements the other,
  *                              u32 seq || u16 status [|| u32 length || JSON error body]
- *                            status 204 = stored; otherwise the HTTP status of the
- *                            error a plain POST would have got, with the same JSON.
- *                            seq numbers the records of this stream from 0. After
- *                            a record it cannot read (empty, oversize, cut short)
- *                            the server acknowledges that seq with the error,
- *                            reads nothing more, and ends the response once the
- *                            records before it are acknowledged.
+ *   status 204 = stored; otherwise the HTTP status and JSON of the error. seq
+ *   numbers the records of this connection from 0. After a record it cannot
+ *   read (empty, oversize, cut short) the server acknowledges that seq with
+ *   the error, reads nothing more, and ends the connection once the records
+ *   before it are acknowledged.
  *
- * A stream is one long HTTP/1.1 request whose body and response are sent at
- * the same time over one keep-alive connection. Acknowledgements of stored
- * records are batched (ackDelayMs): on loopback a write costs its writer
- * ~60 µs here, because the kernel delivers the segment in the writer's
- * syscall, and an acknowledgement per frame would double the writes of a
- * round. Nobody waits on them in a round (PeerChannel.exchange returns when
- * the peers' frames are in); they free the sender's retransmission buffer. Measured on the 2-core
- * machine of issue 3 (three processes, 1-element frames, no crypto): one
- * POST per frame costs ~1.8 ms of CPU per all-to-all round (~300 µs per
- * frame, request and response parsing on both ends), a stream ~0.6 ms (~100
- * µs per frame). HTTP/2 with one bidirectional stream per peer measured the
- * same for small frames and ~40% slower for 3.2 MB ones, so HTTP/1.1 it is.
- * Records on one stream are processed concurrently (a record waiting for an
- * unknown task must not hold up the others), hence the explicit seq.
+ * The hello is in the upgrade request so that nobody but a party of a task
+ * this node knows can hold an upgraded connection or make it allocate a
+ * record buffer: unauthenticated sockets never get past HTTP, where the
+ * connection limits of startNodeApi hold. Acknowledgements of stored
+ * records are batched (ackDelayMs): nobody waits on them in a round
+ * (PeerChannel.exchange returns when the peers' frames are in); they free
+ * the sender's retransmission buffer, and one write per acknowledgement
+ * would double the writes of a round. Records on one connection are
+ * processed concurrently (a record waiting for an unknown task must not hold
+ * up the others), hence the explicit seq.
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage } from "node:http";
 import { Socket } from "node:net";
 import type { Duplex, Readable, Writable } from "node:stream";
 import { ConsortError, isConsortError } from "../errors.ts";
 import { describeValue } from "./binary-codec.ts";
-import { errorResponse, failureEvent, jsonText, rawErrorResponse, requestError } from "./http-errors.ts";
+import { endSocket, errorResponse, failureEvent, jsonText, rawErrorResponse, requestError } from "./http-errors.ts";
 
-export const FRAMES_PATH = "/v1/frames";
 export const FRAME_STREAM_PATH = "/v1/frames/stream";
-export const FRAME_CONTENT_TYPE = "application/octet-stream";
 /** Status of an acknowledgement for a stored record. */
 export const ACK_STORED = 204;
 /** The protocol token of an upgraded frame stream (GET /v1/frames/stream, "Upgrade: consort-frames/1"). */
 export const FRAME_UPGRADE_PROTOCOL = "consort-frames/1";
-/** An upgraded connection with no traffic for this long is closed (the client retires idle ones after 15 s). */
-const UPGRADED_IDLE_MS = 120_000;
+/** The request header that carries the link hello (./link-hello.ts). */
+export const LINK_HELLO_HEADER = "consort-link-hello";
+/** Longest hello header accepted; a real one is 242 characters. */
+const MAX_HELLO_CHARS = 1024;
+/**
+ * An upgraded connection with no traffic for this long is closed. Above the
+ * client's 15 s idle retirement, so a client normally ends its own streams.
+ */
+const UPGRADED_IDLE_MS = 20_000;
+/** Longest the hello check may take before the upgrade is refused (503). */
+const AUTH_TIMEOUT_MS = 5_000;
+/** Upgraded connections one peer may hold; a new one beyond this closes its oldest. */
+const STREAMS_PER_PEER = 4;
 /** Acknowledgements that wait together at most; more are written at once. */
 const ACK_BATCH = 256;
 
@@ -66,6 +65,12 @@ export interface FrameRoutesOptions {
    * throws a ConsortError to reject it. The bytes are the handler's to keep.
    */
   receive(record: Uint8Array): Promise<void> | void;
+  /**
+   * Checks the link hello of an upgrade request (the consort-link-hello
+   * header) and returns the peer's address; throws a ConsortError to refuse
+   * the upgrade with that error's status. Runs before the 101.
+   */
+  authenticate(hello: string): Promise<string> | string;
   /** Largest record accepted, in bytes (413 beyond). */
   maxRecordBytes: number;
   /** Records of one stream in processing before reading it pauses; defaults to 64. */
@@ -77,20 +82,26 @@ export interface FrameRoutesOptions {
   ackDelayMs?: number;
   /**
    * An upgraded connection with no traffic in either direction for between
-   * this and twice this long is closed; defaults to 120 s.
+   * this and twice this long is closed; defaults to 20 s.
    */
   upgradedIdleMs?: number;
-  /** Receives one structured event per rejected record (level, status, code, and for 500s the real error). */
+  /** Longest authenticate() may take before the upgrade is refused with 503; defaults to 5 s. */
+  authTimeoutMs?: number;
+  /** Upgraded connections one peer may hold at once (a new one closes its oldest); defaults to 4. */
+  maxStreamsPerPeer?: number;
+  /** Told about an upgrade request's socket before its hello is checked. */
+  onAuthenticating?(socket: Duplex): void;
+  /** Told about a socket once its peer is authenticated, before the 101. */
+  onUpgraded?(socket: Duplex, peer: string): void;
+  /** Receives one structured event per rejected record or upgrade (level, status, code, and for 500s the real error). */
   logger?: (event: Record<string, unknown>) => void;
 }
 
 export interface FrameRoutes {
-  /** Serves the request if it is one of the frame routes (returns true), else leaves it alone (false). */
-  handle(req: IncomingMessage, res: ServerResponse): boolean;
   /**
    * Takes over the connection if the upgrade request is for the frame stream
-   * (returns true; it answers 101, or an HTTP error and closes), else leaves
-   * it alone (false).
+   * (returns true; it authenticates, then answers 101, or an HTTP error and
+   * closes), else leaves it alone (false).
    */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
   /** Ends every open stream (the server is closing). */
@@ -165,11 +176,6 @@ function pathOf(url: string | undefined): string {
   return q < 0 ? url : url.slice(0, q);
 }
 
-function isOctetStream(req: IncomingMessage): boolean {
-  const type = req.headers["content-type"];
-  return typeof type === "string" && type.toLowerCase().startsWith(FRAME_CONTENT_TYPE);
-}
-
 /** The acknowledgement record for `seq` (204 = stored, else status + JSON error). */
 function ackRecord(seq: number, status: number, errorJson?: string): Buffer {
   if (errorJson === undefined) {
@@ -191,21 +197,26 @@ export function createFrameRoutes(options: FrameRoutesOptions): FrameRoutes {
   if (!Number.isSafeInteger(options.maxRecordBytes) || options.maxRecordBytes <= 0 || options.maxRecordBytes > 0xffff_ffff) {
     throw new ConsortError("CONFIG_INVALID", `maxRecordBytes must be an integer in 1..2^32-1, got ${describeValue(options.maxRecordBytes)}`);
   }
-  const maxInFlight = options.maxInFlight ?? 64;
-  if (!Number.isSafeInteger(maxInFlight) || maxInFlight <= 0) {
-    throw new ConsortError("CONFIG_INVALID", `maxInFlight must be a positive integer, got ${describeValue(maxInFlight)}`);
+  if (typeof options.authenticate !== "function") {
+    throw new ConsortError("CONFIG_INVALID", "the frame routes need an authenticate callback (an unauthenticated upgrade is never answered 101)");
   }
+  const positive = (name: string, value: number) => {
+    if (!Number.isSafeInteger(value) || value <= 0) throw new ConsortError("CONFIG_INVALID", `${name} must be a positive integer, got ${describeValue(value)}`);
+    return value;
+  };
+  const maxInFlight = positive("maxInFlight", options.maxInFlight ?? 64);
   const ackDelayMs = options.ackDelayMs ?? 10;
   if (!Number.isFinite(ackDelayMs) || ackDelayMs < 0) {
     throw new ConsortError("CONFIG_INVALID", `ackDelayMs must be a non-negative number, got ${describeValue(ackDelayMs)}`);
   }
-  const upgradedIdleMs = options.upgradedIdleMs ?? UPGRADED_IDLE_MS;
-  if (!Number.isSafeInteger(upgradedIdleMs) || upgradedIdleMs <= 0) {
-    throw new ConsortError("CONFIG_INVALID", `upgradedIdleMs must be a positive integer, got ${describeValue(upgradedIdleMs)}`);
-  }
+  const upgradedIdleMs = positive("upgradedIdleMs", options.upgradedIdleMs ?? UPGRADED_IDLE_MS);
+  const authTimeoutMs = positive("authTimeoutMs", options.authTimeoutMs ?? AUTH_TIMEOUT_MS);
+  const maxStreamsPerPeer = positive("maxStreamsPerPeer", options.maxStreamsPerPeer ?? STREAMS_PER_PEER);
   const maxBytes = options.maxRecordBytes;
-  /** Sockets of open streams, streamed POSTs and upgraded connections alike. */
+  /** Sockets being authenticated or upgraded. */
   const streams = new Set<Duplex>();
+  /** Each peer's upgraded sockets, oldest first. */
+  const byPeer = new Map<string, Set<Duplex>>();
   /**
    * Upgraded connections and their traffic (bytes read + written) at the
    * last sweep. Idle ones are found by a sweep every upgradedIdleMs, not by
@@ -265,130 +276,101 @@ export function createFrameRoutes(options: FrameRoutesOptions): FrameRoutes {
     );
   }
 
-  function sendError(res: ServerResponse, error: ConsortError, close: boolean): void {
-    const response = errorResponse(error);
-    log(failureEvent("POST", "frames", response, error));
-    const body = jsonText(response.body);
-    const headers: Record<string, string | number> = { "content-type": "application/json", "content-length": Buffer.byteLength(body) };
-    if (close) headers.connection = "close";
-    res.writeHead(response.status, headers);
-    res.end(body);
-  }
-
-  function single(req: IncomingMessage, res: ServerResponse): void {
-    if (!isOctetStream(req)) {
-      const error = requestError(415, `content type must be ${FRAME_CONTENT_TYPE}, got ${describeValue(req.headers["content-type"] ?? "none")}`, {
-        field: "content-type",
-        expected: FRAME_CONTENT_TYPE,
-      });
-      req.resume();
-      sendError(res, error, false);
-      return;
-    }
-    const declared = req.headers["content-length"] === undefined ? undefined : Number(req.headers["content-length"]);
-    if (declared !== undefined && declared > maxBytes) {
-      // Do not read a body we will refuse; close so the rest of it is not parsed as a request.
-      sendError(res, requestError(413, `request body exceeds the ${maxBytes}-byte limit`, { field: "body", limit: maxBytes }), true);
-      req.destroy();
-      return;
-    }
-    // One copy: straight into a buffer of the declared size (chunked bodies are gathered).
-    let body: Buffer | undefined = declared === undefined ? undefined : Buffer.allocUnsafe(declared);
-    const chunks: Buffer[] = [];
-    let received = 0;
-    let failed = false;
-    req.on("data", (chunk: Buffer) => {
-      if (failed) return;
-      if (received + chunk.length > (declared ?? maxBytes)) {
-        failed = true;
-        sendError(res, requestError(413, `request body exceeds the ${declared ?? maxBytes}-byte limit`, { field: "body", limit: maxBytes }), true);
-        req.destroy();
-        return;
-      }
-      if (body !== undefined) chunk.copy(body, received);
-      else chunks.push(chunk);
-      received += chunk.length;
-    });
-    req.on("end", () => {
-      if (failed) return;
-      if (body === undefined) body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received);
-      else if (received !== body.length) {
-        sendError(res, requestError(400, "request body was cut short", { field: "body" }), true);
-        return;
-      }
-      void Promise.resolve(handleRecord(body, FRAMES_PATH)).then(({ status, json }) => {
-        if (res.destroyed) return;
-        if (json === undefined) {
-          res.writeHead(status);
-          res.end();
-        } else {
-          res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(json) });
-          res.end(json);
-        }
-      });
-    });
-  }
-
-  function stream(req: IncomingMessage, res: ServerResponse): void {
-    if (!isOctetStream(req)) {
-      req.resume();
-      sendError(
-        res,
-        requestError(415, `content type must be ${FRAME_CONTENT_TYPE}, got ${describeValue(req.headers["content-type"] ?? "none")}`, {
-          field: "content-type",
-          expected: FRAME_CONTENT_TYPE,
-        }),
-        false,
+  /** Checks the hello within authTimeoutMs; a refusal is the ConsortError to answer with. */
+  function authenticate(hello: string): Promise<string> {
+    return new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new ConsortError("PEER_UNREACHABLE", `the link hello could not be checked within ${authTimeoutMs} ms`, { retryable: true })),
+        authTimeoutMs,
       );
-      return;
+      Promise.resolve()
+        .then(() => options.authenticate(hello))
+        .then(resolve, reject)
+        .finally(() => clearTimeout(timer));
+    });
+  }
+
+  /** Keeps at most maxStreamsPerPeer upgraded sockets per peer: a reconnecting peer replaces its stalest. */
+  function admit(peer: string, socket: Duplex): void {
+    let set = byPeer.get(peer);
+    if (set === undefined) byPeer.set(peer, (set = new Set()));
+    set.add(socket);
+    socket.on("close", () => {
+      set.delete(socket);
+      if (set.size === 0 && byPeer.get(peer) === set) byPeer.delete(peer);
+    });
+    for (const old of set) {
+      if (set.size <= maxStreamsPerPeer) break;
+      set.delete(old);
+      old.destroy();
     }
-    const socket = req.socket;
-    streams.add(socket);
-    res.writeHead(200, { "content-type": FRAME_CONTENT_TYPE, "cache-control": "no-store" });
-    res.flushHeaders();
-    serveRecords(req, res, FRAME_STREAM_PATH);
-    req.on("close", () => streams.delete(socket));
   }
 
   /**
-   * GET /v1/frames/stream with "Upgrade: consort-frames/1" (RFC 9110 §7.8):
-   * after the 101 the connection carries the same records and
-   * acknowledgements as a streamed POST, without chunked coding or the
-   * HTTP parser on every record (~5-8% less CPU per small round here).
+   * GET /v1/frames/stream with "Upgrade: consort-frames/1" (RFC 9110 §7.8)
+   * and a link hello: after the 101 the connection carries the records and
+   * acknowledgements of the top of this file, without chunked coding or the
+   * HTTP parser on every record.
    */
   function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     if (pathOf(req.url) !== FRAME_STREAM_PATH) return false;
-    const refuse = (status: number, message: string, details: Record<string, unknown>) => {
-      const response = errorResponse(requestError(status, message, details));
-      log(failureEvent(req.method ?? "GET", FRAME_STREAM_PATH, response, undefined));
-      socket.end(rawErrorResponse(response));
+    const refuse = (error: ConsortError, original?: unknown) => {
+      const response = errorResponse(error);
+      log(failureEvent(req.method ?? "GET", FRAME_STREAM_PATH, response, original ?? error));
+      endSocket(socket, rawErrorResponse(response));
     };
     if (req.method !== "GET") {
-      refuse(405, `upgrade the frame stream with GET, not ${describeValue(req.method)}`, { field: "method" });
+      refuse(requestError(405, `upgrade the frame stream with GET, not ${describeValue(req.method)}`, { field: "method" }));
       return true;
     }
     const protocol = req.headers.upgrade?.toLowerCase();
     if (protocol !== FRAME_UPGRADE_PROTOCOL) {
-      refuse(400, `the frame stream upgrades to ${FRAME_UPGRADE_PROTOCOL}, not ${describeValue(req.headers.upgrade ?? "none")}`, {
-        field: "upgrade",
-        expected: FRAME_UPGRADE_PROTOCOL,
-      });
+      refuse(
+        requestError(400, `the frame stream upgrades to ${FRAME_UPGRADE_PROTOCOL}, not ${describeValue(req.headers.upgrade ?? "none")}`, {
+          field: "upgrade",
+          expected: FRAME_UPGRADE_PROTOCOL,
+        }),
+      );
       return true;
     }
-    if (socket instanceof Socket) {
-      socket.setNoDelay(true);
-      upgraded.set(socket, -1);
-      socket.on("close", () => upgraded.delete(socket));
-      if (sweep === undefined) {
-        sweep = setInterval(sweepIdle, upgradedIdleMs);
-        sweep.unref();
-      }
+    const hello = req.headers[LINK_HELLO_HEADER];
+    if (typeof hello !== "string" || hello.length === 0 || hello.length > MAX_HELLO_CHARS) {
+      refuse(
+        new ConsortError("BAD_SIGNATURE", `the frame stream needs a link hello in the ${LINK_HELLO_HEADER} header (at most ${MAX_HELLO_CHARS} characters)`, {
+          details: { field: LINK_HELLO_HEADER },
+        }),
+      );
+      return true;
     }
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${FRAME_UPGRADE_PROTOCOL}\r\n\r\n`);
+    // Nothing is read before the peer is known: bytes it sends early wait in the kernel.
+    socket.pause();
     streams.add(socket);
     socket.on("close", () => streams.delete(socket));
     socket.on("error", () => socket.destroy());
-    serveRecords(socket, socket, FRAME_STREAM_PATH, head);
+    options.onAuthenticating?.(socket);
+    authenticate(hello).then(
+      (peer) => {
+        if (socket.destroyed || !streams.has(socket)) return;
+        if (socket instanceof Socket) {
+          socket.setNoDelay(true);
+          upgraded.set(socket, -1);
+          socket.on("close", () => upgraded.delete(socket));
+          if (sweep === undefined) {
+            sweep = setInterval(sweepIdle, upgradedIdleMs);
+            sweep.unref();
+          }
+        }
+        admit(peer, socket);
+        options.onUpgraded?.(socket, peer);
+        socket.write(`HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${FRAME_UPGRADE_PROTOCOL}\r\n\r\n`);
+        serveRecords(socket, socket, FRAME_STREAM_PATH, head);
+        socket.resume();
+      },
+      (err: unknown) => {
+        if (socket.destroyed) return;
+        refuse(isConsortError(err) ? err : new ConsortError("INTERNAL", "the link hello check failed"), err);
+      },
+    );
     return true;
   }
 
@@ -475,19 +457,12 @@ export function createFrameRoutes(options: FrameRoutesOptions): FrameRoutes {
   }
 
   return {
-    handle(req, res) {
-      if (req.method !== "POST") return false;
-      const path = pathOf(req.url);
-      if (path === FRAMES_PATH) single(req, res);
-      else if (path === FRAME_STREAM_PATH) stream(req, res);
-      else return false;
-      return true;
-    },
     upgrade,
     closeStreams() {
       for (const socket of streams) socket.destroy();
       streams.clear();
       upgraded.clear();
+      byPeer.clear();
       clearInterval(sweep);
       sweep = undefined;
     },

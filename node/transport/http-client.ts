@@ -11,8 +11,6 @@
 import { ConsortError, isConsortError } from "../errors.ts";
 import { describeValue } from "./binary-codec.ts";
 import { remoteError, unreachableError } from "./http-errors.ts";
-import { encodeSignedPeerMessage } from "./peer-message.ts";
-import type { SignedPeerMessage } from "./peer-message.ts";
 import type { ShareSubmission } from "./share-submission.ts";
 
 export interface RequestOptions {
@@ -153,12 +151,6 @@ function decodeJson(answer: Answer): unknown {
       details: { url: displayUrl(answer.url), status: answer.status },
     });
   }
-}
-
-/** POST /v1/messages with the binary encoding of `signed`. */
-export async function postMessage(baseUrl: string, signed: SignedPeerMessage, options: RequestOptions): Promise<void> {
-  const bytes = encodeSignedPeerMessage(signed);
-  await request(baseUrl, "/v1/messages", { method: "POST", contentType: "application/octet-stream", body: bytes }, options);
 }
 
 /** POST /v1/tasks/:taskId/shares; returns the node's JSON answer. */

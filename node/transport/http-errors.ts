@@ -14,6 +14,7 @@
  * the remote code in details.remoteCode, retryable iff the remote said so.
  */
 import { STATUS_CODES } from "node:http";
+import type { Duplex } from "node:stream";
 import { ConsortError, isConsortError } from "../errors.ts";
 import type { ConsortErrorCode } from "../errors.ts";
 
@@ -75,6 +76,26 @@ export function rawErrorResponse(response: ErrorResponse): string {
     `HTTP/1.1 ${response.status} ${STATUS_CODES[response.status] ?? "Error"}\r\ncontent-type: application/json\r\n` +
     `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
   );
+}
+
+/**
+ * Writes `text` (a rawErrorResponse) and closes the socket once it is sent,
+ * whether or not the client ever closes its side: a refused socket must
+ * not linger half-open.
+ */
+export function endSocket(socket: Duplex, text: string): void {
+  if (socket.destroyed) return;
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  // Not end(): a socket node:http still owns may never emit "finish", and a client that never closes would keep it.
+  const timer = setTimeout(() => socket.destroy(), 1_000);
+  timer.unref();
+  socket.write(text, () => {
+    clearTimeout(timer);
+    socket.destroy();
+  });
 }
 
 /** The structured log event for a failed request; for 500s it carries the real error (operator only). */

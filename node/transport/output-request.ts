@@ -15,7 +15,7 @@ import { z } from "zod";
 import { ConsortError } from "../errors.ts";
 import { ByteWriter, addressToBytes, uint256ToBytes } from "./binary-codec.ts";
 import { isValidEncryptionPublicKey, openSealed, sealTo } from "./envelope.ts";
-import { recoverSigner } from "./peer-message.ts";
+import { recoverSigner } from "./recover-signer.ts";
 
 export const OUTPUT_REQUEST_VERSION = 1;
 /** How long a signed request stays valid, either side of the party's clock. */

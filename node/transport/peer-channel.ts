@@ -1,6 +1,6 @@
 import { setMaxListeners } from "node:events";
 import { ConsortError, toConsortError } from "../errors.ts";
-import { labelKey, type MessageLabel } from "./peer-message.ts";
+import { labelKey, type MessageLabel } from "./message-label.ts";
 import type { PeerSessions } from "./peer-sessions.ts";
 import type { PeerMailbox } from "./peer-mailbox.ts";
 

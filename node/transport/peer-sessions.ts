@@ -54,6 +54,7 @@ import {
   MAX_CHECKPOINT_FRAMES,
   SESSION_END,
   SESSION_START,
+  TASK_ID_OFFSET,
   TAG_BYTES,
   decodeSession,
   ed25519RawPublicKey,
@@ -74,9 +75,10 @@ import {
 } from "./peer-frame.ts";
 import type { ParsedFrame, SealedRecord } from "./peer-frame.ts";
 import { FrameKeystream, KEYSTREAM_BYTES, STREAM_KEY_BYTES, STREAM_MAX_PAYLOAD, frameStreamKeys } from "./frame-keystream.ts";
-import { assertMessageLabel, labelKey } from "./peer-message.ts";
-import type { MessageLabel } from "./peer-message.ts";
+import { assertMessageLabel, labelKey } from "./message-label.ts";
+import type { MessageLabel } from "./message-label.ts";
 import { StaticSecrets, directionKey } from "./session-keys.ts";
+import { HelloNonces, createLinkHello, parseLinkHello, verifyLinkHello } from "./link-hello.ts";
 
 /** "checkpoint": frames are signed in batches (the default, see the top of this file); "frame": each frame carries its own signature. */
 export type FrameSigning = "checkpoint" | "frame";
@@ -252,6 +254,7 @@ export class PeerSessions {
   readonly #coverage = new Map<string, Coverage>();
   readonly #addresses = new Map<string, string>();
   readonly #pending = new Set<Promise<void>>();
+  readonly #helloNonces = new HelloNonces();
   #closed = false;
 
   constructor(options: PeerSessionsOptions) {
@@ -522,7 +525,7 @@ export class PeerSessions {
     if (contact instanceof Promise) return this.#retry(to, what, record, deadline, 1);
     const endpoint = contact.endpoint;
     return this.#link
-      .deliver(endpoint, record, Math.max(1, Math.min(this.#requestTimeoutMs, this.#timeoutMs)))
+      .deliver(endpoint, record, Math.max(1, Math.min(this.#requestTimeoutMs, this.#timeoutMs)), this.#helloFor(to, record, contact))
       .catch((error: unknown) => this.#retry(to, what, record, deadline, 1, { error, endpoint }));
   }
 
@@ -547,8 +550,9 @@ export class PeerSessions {
           throw error;
         }
         if (this.#closed) throw new ConsortError("PROTOCOL_ABORTED", "the peer sessions are closed");
-        endpoint = (await this.#lookup(to)).endpoint;
-        await this.#link.deliver(endpoint, record, Math.max(1, Math.min(this.#requestTimeoutMs, deadline - Date.now())));
+        const contact = await this.#lookup(to);
+        endpoint = contact.endpoint;
+        await this.#link.deliver(endpoint, record, Math.max(1, Math.min(this.#requestTimeoutMs, deadline - Date.now())), this.#helloFor(to, record, contact));
         return;
       } catch (raw) {
         const error = toConsortError(raw);
@@ -566,6 +570,54 @@ export class PeerSessions {
         delay = Math.min(delay * 2, 1_000);
       }
     }
+  }
+
+  /** The link hello a new stream to `to` opens with, bound to the task of `record` (its session fields). */
+  #helloFor(to: string, record: SealedRecord, contact: PeerContact): () => string {
+    return () => {
+      // parts[0] starts with the stream's u32 length prefix, then the record's session fields.
+      const taskId = BigInt(`0x${record.parts[0]!.toString("hex", 4 + TASK_ID_OFFSET, 4 + TASK_ID_OFFSET + 32)}`);
+      return createLinkHello(
+        { chainId: this.#chainId, registry: this.#registry, taskId, from: this.address, to },
+        this.#secrets.sharedSecret(contact.encryptionKey),
+      );
+    };
+  }
+
+  /**
+   * Checks a link hello (./link-hello.ts) and returns the sender's address:
+   * for the frame routes, before a peer's stream is upgraded. In order:
+   * structure (BAD_REQUEST), chain and registry (BAD_REQUEST), recipient is
+   * this party (NOT_A_PARTY), task known (UNKNOWN_TASK, retryable), both are
+   * parties of it (NOT_A_PARTY), MAC, freshness and nonce (BAD_SIGNATURE).
+   * Only the last step needs the sender's registered key, so forged hellos
+   * naming strangers or unknown tasks are refused without a registry lookup.
+   */
+  async authenticateLink(text: string): Promise<string> {
+    const hello = parseLinkHello(text);
+    if (hello.chainId !== this.#chainId || hello.registry !== this.#registry) {
+      throw new ConsortError("BAD_REQUEST", `the link hello is for chain ${hello.chainId} registry ${hello.registry}; this node serves chain ${this.#chainId} registry ${this.#registry}`, {
+        details: { field: "consort-link-hello" },
+      });
+    }
+    if (hello.to !== this.address) {
+      throw new ConsortError("NOT_A_PARTY", `the link hello is addressed to ${hello.to}, not to this party ${this.address}`, { details: { to: hello.to } });
+    }
+    const taskId = hello.taskId.toString();
+    const parties = await this.#o.taskParties(hello.taskId);
+    if (parties === undefined) {
+      throw new ConsortError("UNKNOWN_TASK", `task ${taskId} is unknown to party ${this.address} (not created, not confirmed yet, or this party is not in it)`, {
+        retryable: true,
+        details: { taskId },
+      });
+    }
+    const member = (address: string) => parties.some((p) => p.toLowerCase() === address.toLowerCase());
+    if (!member(hello.from) || !member(this.address)) {
+      throw new ConsortError("NOT_A_PARTY", `${hello.from} and ${this.address} are not both parties of task ${taskId}`, { details: { taskId, from: hello.from } });
+    }
+    const contact = await this.#lookup(hello.from);
+    verifyLinkHello(hello, this.#secrets.sharedSecret(contact.encryptionKey), this.#helloNonces);
+    return hello.from;
   }
 
   #awaitCheckpoint(out: Outbound, record: SealedRecord): void {

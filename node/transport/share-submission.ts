@@ -20,9 +20,9 @@ import { z } from "zod";
 import { ConsortError } from "../errors.ts";
 import { FR_BYTES, encodeFieldVector } from "../math/field.ts";
 import { frVecFromBigEndian } from "../math/fr-vec.ts";
-import { ByteWriter, UINT256_MAX, addressToBytes, hexBytes, uint256ToBytes } from "./binary-codec.ts";
+import { ByteWriter, UINT256_MAX, addressToBytes, describeValue, hexBytes, uint256ToBytes } from "./binary-codec.ts";
 import { ENVELOPE_OVERHEAD, openSealed, sealTo } from "./envelope.ts";
-import { recoverSigner } from "./peer-message.ts";
+import { recoverSigner } from "./recover-signer.ts";
 
 export const SHARE_SUBMISSION_VERSION = 1;
 export const SHARE_SALT_BYTES = 32;
@@ -75,6 +75,25 @@ const unsignedFields = {
   digests: z.array(hex32).min(1).max(MAX_SUBMISSION_PARTIES),
   sealed: sealedHex,
 };
+
+/** Room for the fixed fields (version, ids, addresses, key names) and any JSON whitespace a client adds. */
+const SUBMISSION_FIXED_JSON_BYTES = 4096;
+
+/**
+ * The largest JSON body of a share submission carrying `valueCount` field
+ * elements to one party of a task with `partyCount` parties: what the node
+ * API reads at most before it knows who sent it (./http-server.ts).
+ */
+export function maxShareSubmissionBytes(valueCount: number, partyCount: number): number {
+  if (!Number.isSafeInteger(valueCount) || valueCount < 0 || !Number.isSafeInteger(partyCount) || partyCount < 1 || partyCount > MAX_SUBMISSION_PARTIES) {
+    throw new ConsortError("BAD_REQUEST", `maxShareSubmissionBytes: bad counts ${describeValue(valueCount)} values, ${describeValue(partyCount)} parties`);
+  }
+  const sealedHex = 2 * (ENVELOPE_OVERHEAD + SHARE_SALT_BYTES + FR_BYTES * valueCount) + 4;
+  // Each digest: "0x" + 64 hex digits, quotes and a comma.
+  const digests = partyCount * (66 + 3);
+  const signature = 132 + 2;
+  return SUBMISSION_FIXED_JSON_BYTES + sealedHex + digests + signature;
+}
 
 export const unsignedShareSubmissionSchema = z.strictObject(unsignedFields);
 export const shareSubmissionSchema = z.strictObject({ ...unsignedFields, signature: signatureHex });

@@ -20,6 +20,7 @@ describe("cli/node-config", () => {
     expect(config.dataDir).to.equal(join(dir, "data"));
     expect(config.publicUrl).to.equal("http://127.0.0.1:7001");
     expect(config.confirmations).to.equal(1);
+    expect([config.maxConnections, config.maxConnectionsPerSource]).to.deep.equal([1024, 256]);
     expect(Object.isFrozen(config)).to.equal(true);
     expect(secrets.wallet.address).to.equal(wallet.address);
   });
@@ -36,6 +37,8 @@ describe("cli/node-config", () => {
       { ...valid, port: -1 },
       { ...valid, confirmations: 1.5 },
       { ...valid, registry: "0x1234" },
+      { ...valid, maxConnections: 0 },
+      { ...valid, maxConnectionsPerSource: 2.5 },
       { ...valid, dataDirr: "typo" },
     ]) {
       try {

@@ -1,6 +1,6 @@
 import { request } from "node:http";
-import type { IncomingMessage, ServerResponse } from "node:http";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
+import type { Socket } from "node:net";
 import { expect } from "chai";
 import fc from "fast-check";
 import { PeerChannel } from "../../node/transport/peer-channel.ts";
@@ -12,7 +12,9 @@ import type { HttpFrameLinkOptions } from "../../node/transport/frame-link.ts";
 import { RecordSplitter } from "../../node/transport/frame-server.ts";
 import { createNodeApi, startNodeApi } from "../../node/transport/http-server.ts";
 import type { NodeApiHandlers, RunningNodeApi } from "../../node/transport/http-server.ts";
-import { labelKey } from "../../node/transport/peer-message.ts";
+import { labelKey } from "../../node/transport/message-label.ts";
+import { createLinkHello } from "../../node/transport/link-hello.ts";
+import { StaticSecrets } from "../../node/transport/session-keys.ts";
 import { PeerSessions } from "../../node/transport/peer-sessions.ts";
 import type { PeerSessionsOptions } from "../../node/transport/peer-sessions.ts";
 import { CHAIN_ID, REGISTRY, TASK, World, party, rejection } from "./peer-fixtures.ts";
@@ -24,9 +26,6 @@ const handlers: NodeApiHandlers = {
   submitShare: async () => {
     throw new ConsortError("NOT_FOUND", "no shares here");
   },
-  deliverMessage: async () => {
-    throw new ConsortError("NOT_FOUND", "no messages here");
-  },
 };
 
 interface HttpNode {
@@ -35,8 +34,6 @@ interface HttpNode {
   channel: PeerChannel;
   store: NodeStore;
   api: RunningNodeApi;
-  /** Streamed POSTs of /v1/frames/stream this node served. */
-  streamRequests: () => number;
   /** Upgrades of /v1/frames/stream this node was asked for. */
   upgrades: () => number;
   stop(): Promise<void>;
@@ -69,21 +66,18 @@ async function httpNode(
   });
   const channel = new PeerChannel({ sessions, store, mailbox, timeoutMs: 5_000 });
   const api = await startNodeApi(
-    createNodeApi(handlers, { maxMessageBytes: 1024 }),
+    createNodeApi(handlers),
     { host: "127.0.0.1", port: options.port ?? 0 },
     {
       frames: {
         receive: (record) => sessions.receive(record),
+        authenticate: (hello) => sessions.authenticateLink(hello),
         maxRecordBytes: options.maxRecordBytes ?? 8 * 1024 * 1024,
         ...(options.upgradedIdleMs === undefined ? {} : { upgradedIdleMs: options.upgradedIdleMs }),
       },
     },
   );
-  let streams = 0;
   let upgrades = 0;
-  api.server.on("request", (req) => {
-    if (req.url === "/v1/frames/stream") streams++;
-  });
   api.server.on("upgrade", (req) => {
     if (req.url === "/v1/frames/stream") upgrades++;
   });
@@ -94,7 +88,6 @@ async function httpNode(
     channel,
     store,
     api,
-    streamRequests: () => streams,
     upgrades: () => upgrades,
     async stop() {
       mailbox.close("test over");
@@ -142,6 +135,24 @@ async function rounds(nodes: readonly HttpNode[], count: number, elements: numbe
   );
 }
 
+/** A hello from `from` to `to` for TASK, as their sessions would make it. */
+function helloFrom(from: Party, to: Party, taskId = TASK): string {
+  const shared = new StaticSecrets(from.encryption.privateKey).sharedSecret(to.encryption.publicKey);
+  return createLinkHello({ chainId: CHAIN_ID, registry: REGISTRY, taskId, from: from.wallet.address, to: to.wallet.address }, shared);
+}
+
+/** Sends an upgrade request with `headers` on a raw socket; resolves with the socket and what came back first. */
+function rawUpgrade(url: string, headers: Record<string, string>): Promise<{ socket: Socket; head: string }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    const lines = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+    socket.write(`GET /v1/frames/stream HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: consort-frames/1\r\n${lines}\r\n`);
+    socket.once("data", (chunk: Buffer) => resolve({ socket, head: chunk.toString("latin1") }));
+    socket.once("error", reject);
+  });
+}
+
 async function post(url: string, path: string, contentType: string, body: Uint8Array): Promise<{ status: number; json: Record<string, unknown> | undefined }> {
   const res = await fetch(`${url}${path}`, { method: "POST", headers: { "content-type": contentType }, body });
   const text = await res.text();
@@ -164,49 +175,42 @@ describe("transport/frame-http (real HTTP on 127.0.0.1)", function () {
     nodes = [];
   });
 
-  for (const mode of ["upgrade", "stream", "request"] as const) {
-    it(`runs sequential all-to-all rounds between three parties (${mode} mode), stores every message and settles`, async () => {
-      await start({ link: { mode } });
-      await rounds(nodes, 40, 1);
-      for (const n of nodes) await n.sessions.settled(TASK, 5_000);
-      const stored = nodes[1]!.store.getMessage(TASK, 7, "mul:7", alice.wallet.address);
-      expect(Buffer.from(stored!).equals(Buffer.from(payloadFor(0, 1, 7, 1)))).to.equal(true);
-      // Each node serves one stream per peer, of the kind the mode asks for.
-      expect(nodes.map((n) => n.upgrades())).to.deep.equal(mode === "upgrade" ? [2, 2, 2] : [0, 0, 0]);
-      expect(nodes.map((n) => n.streamRequests())).to.deep.equal(mode === "stream" ? [2, 2, 2] : [0, 0, 0]);
-    });
-  }
-
-  it("falls back to a streamed POST for a peer that refuses the upgrade, then to a POST per frame", async () => {
+  it("runs sequential all-to-all rounds between three parties, stores every message and settles", async () => {
     await start();
-    // Bob's server answers every upgrade with 404, like a node from before upgraded streams.
-    const server = nodes[1]!.api.server;
-    server.removeAllListeners("upgrade");
-    server.on("upgrade", (_req, socket: import("node:stream").Duplex) => {
-      socket.end("HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}");
-    });
-    const send = (round: number) => nodes[0]!.sessions.send({ taskId: TASK, round, gate: "g" }, bob.wallet.address, new Uint8Array(32).fill(round));
-    await send(1);
-    await send(2);
-    expect(nodes[1]!.streamRequests()).to.equal(1);
-    expect(nodes[1]!.store.getMessage(TASK, 1, "g", alice.wallet.address)?.[0]).to.equal(1);
-    expect(nodes[1]!.store.getMessage(TASK, 2, "g", alice.wallet.address)?.[0]).to.equal(2);
-    // Carol serves neither upgrades nor streams: single POSTs.
-    const carolServer = nodes[2]!.api.server;
-    carolServer.removeAllListeners("upgrade");
-    carolServer.on("upgrade", (_req, socket: import("node:stream").Duplex) => {
-      socket.end("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-    });
-    const [serve] = carolServer.listeners("request") as ((req: IncomingMessage, res: ServerResponse) => void)[];
-    carolServer.removeAllListeners("request");
-    carolServer.on("request", (req: IncomingMessage, res: ServerResponse) => {
-      if (req.url !== "/v1/frames/stream") return serve!(req, res);
-      req.resume();
-      res.writeHead(404, { "content-type": "application/json" });
-      res.end("{}");
-    });
-    await nodes[0]!.sessions.send({ taskId: TASK, round: 3, gate: "g" }, carol.wallet.address, new Uint8Array(32).fill(3));
-    expect(nodes[2]!.store.getMessage(TASK, 3, "g", alice.wallet.address)?.[0]).to.equal(3);
+    await rounds(nodes, 40, 1);
+    for (const n of nodes) await n.sessions.settled(TASK, 5_000);
+    const stored = nodes[1]!.store.getMessage(TASK, 7, "mul:7", alice.wallet.address);
+    expect(Buffer.from(stored!).equals(Buffer.from(payloadFor(0, 1, 7, 1)))).to.equal(true);
+    // Each node serves one upgraded stream per peer.
+    expect(nodes.map((n) => n.upgrades())).to.deep.equal([2, 2, 2]);
+  });
+
+  it("answers 101 only to a peer whose link hello authenticates it", async () => {
+    await start();
+    const url = nodes[0]!.api.url;
+    const refused = async (headers: Record<string, string>) => {
+      const { socket, head } = await rawUpgrade(url, headers);
+      socket.destroy();
+      const status = Number(/^HTTP\/1\.1 (\d+)/.exec(head)?.[1]);
+      const code = (JSON.parse(head.slice(head.indexOf("\r\n\r\n") + 4)) as { error: { code: string } }).error.code;
+      return [status, code];
+    };
+    expect(await refused({})).to.deep.equal([401, "BAD_SIGNATURE"]);
+    expect(await refused({ "consort-link-hello": "garbage" })).to.deep.equal([400, "BAD_REQUEST"]);
+    // Oscar is no party of the task; bob's hello to carol is not addressed to alice.
+    expect(await refused({ "consort-link-hello": helloFrom(oscar, alice) })).to.deep.equal([403, "NOT_A_PARTY"]);
+    expect(await refused({ "consort-link-hello": helloFrom(bob, carol) })).to.deep.equal([403, "NOT_A_PARTY"]);
+    // Claiming to be bob without bob's key does not authenticate.
+    const shared = new StaticSecrets(oscar.encryption.privateKey).sharedSecret(alice.encryption.publicKey);
+    const wrongKey = createLinkHello({ chainId: CHAIN_ID, registry: REGISTRY, taskId: TASK, from: bob.wallet.address, to: alice.wallet.address }, shared);
+    expect(await refused({ "consort-link-hello": wrongKey })).to.deep.equal([401, "BAD_SIGNATURE"]);
+    expect(await refused({ "consort-link-hello": helloFrom(bob, alice, 12345n) })).to.deep.equal([404, "UNKNOWN_TASK"]);
+    // A good hello is answered 101, once: the same hello again is a replay.
+    const hello = helloFrom(bob, alice);
+    const good = await rawUpgrade(url, { "consort-link-hello": hello });
+    expect(good.head).to.match(/^HTTP\/1\.1 101 /);
+    good.socket.destroy();
+    expect(await refused({ "consort-link-hello": hello })).to.deep.equal([401, "BAD_SIGNATURE"]);
   });
 
   it("answers a bad upgrade with an HTTP error and closes the connection", async () => {
@@ -261,31 +265,27 @@ describe("transport/frame-http (real HTTP on 127.0.0.1)", function () {
     await start({ maxRecordBytes: 4_096 });
     const url = nodes[0]!.api.url;
     expect(((await (await fetch(`${url}/v1/health`)).json()) as Record<string, unknown>).status).to.equal("ok");
-    const wrongType = await post(url, "/v1/frames", "text/plain", new Uint8Array(300));
-    expect([wrongType.status, (wrongType.json?.error as Record<string, unknown>).code]).to.deep.equal([415, "BAD_REQUEST"]);
-    const garbage = await post(url, "/v1/frames", "application/octet-stream", new Uint8Array(300).fill(1));
-    expect([garbage.status, (garbage.json?.error as Record<string, unknown>).code]).to.deep.equal([400, "BAD_REQUEST"]);
-    const oversize = await post(url, "/v1/frames", "application/octet-stream", new Uint8Array(5_000));
-    expect([oversize.status, (oversize.json?.error as Record<string, unknown>).code]).to.deep.equal([413, "BAD_REQUEST"]);
-    const streamWrongType = await post(url, "/v1/frames/stream", "text/plain", new Uint8Array(8));
-    expect(streamWrongType.status).to.equal(415);
-    const get = await fetch(`${url}/v1/frames`);
-    expect(get.status).to.equal(404);
-    expect(((await get.json()) as { error: { code: string } }).error.code).to.equal("NOT_FOUND");
+    // The per-frame and streamed POST routes are gone.
+    for (const path of ["/v1/frames", "/v1/frames/stream"]) {
+      const gone = await post(url, path, "application/octet-stream", new Uint8Array(300));
+      expect([gone.status, (gone.json?.error as Record<string, unknown>).code]).to.deep.equal([404, "NOT_FOUND"]);
+    }
   });
 
   it("acknowledges an unreadable stream record with its error and ends the stream", async () => {
     await start({ maxRecordBytes: 4_096 });
-    const ack = async (prefix: Buffer) =>
-      new Promise<Buffer>((resolve, reject) => {
-        const req = request(`${nodes[0]!.api.url}/v1/frames/stream`, { method: "POST", headers: { "content-type": "application/octet-stream" } }, (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("end", () => resolve(Buffer.concat(chunks)));
-        });
-        req.on("error", reject);
-        req.write(prefix);
+    const ack = async (prefix: Buffer) => {
+      const { socket, head } = await rawUpgrade(nodes[0]!.api.url, { "consort-link-hello": helloFrom(bob, alice) });
+      expect(head).to.match(/^HTTP\/1\.1 101 /);
+      const chunks: Buffer[] = [];
+      const firstAt = head.indexOf("\r\n\r\n") + 4;
+      if (firstAt < head.length) chunks.push(Buffer.from(head.slice(firstAt), "latin1"));
+      return new Promise<Buffer>((resolve) => {
+        socket.on("data", (c: Buffer) => chunks.push(c));
+        socket.on("close", () => resolve(Buffer.concat(chunks)));
+        socket.write(prefix);
       });
+    };
     for (const [length, status] of [[0, 400], [5_000, 413]] as const) {
       const prefix = Buffer.alloc(4);
       prefix.writeUInt32BE(length);

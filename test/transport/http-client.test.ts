@@ -6,11 +6,9 @@ import { Wallet, getAddress, hexlify, keccak256 } from "ethers";
 import { ConsortError } from "../../node/errors.ts";
 import type { ConsortErrorCode } from "../../node/errors.ts";
 import { generateEncryptionKey } from "../../node/transport/envelope.ts";
-import { getBytes, getJson, postMessage, postShareSubmission, withRetry } from "../../node/transport/http-client.ts";
+import { getBytes, getJson, postShareSubmission, withRetry } from "../../node/transport/http-client.ts";
 import { createNodeApi, startNodeApi } from "../../node/transport/http-server.ts";
 import type { NodeApiHandlers, RunningNodeApi } from "../../node/transport/http-server.ts";
-import { sealPayload, signPeerMessage } from "../../node/transport/peer-message.ts";
-import type { SignedPeerMessage } from "../../node/transport/peer-message.ts";
 import { sealSharePayload, signShareSubmission } from "../../node/transport/share-submission.ts";
 import type { ShareSubmission } from "../../node/transport/share-submission.ts";
 
@@ -20,11 +18,6 @@ const owner = new Wallet("0x" + "53".repeat(32));
 const registry = getAddress("0x" + "5e".repeat(20));
 const bobKey = generateEncryptionKey();
 const TIMEOUT = { timeoutMs: 2_000 };
-
-function message(): SignedPeerMessage {
-  const context = { chainId: 31337n, registry, label: { taskId: 9n, round: 0, gate: "open:0-1" }, from: alice.address, to: bob.address };
-  return signPeerMessage({ ...context, sealed: sealPayload(bobKey.publicKey, context, new Uint8Array(64).fill(3)) }, alice);
-}
 
 async function submission(): Promise<ShareSubmission> {
   const base = { version: 1 as const, chainId: "31337", registry, taskId: "9", dataOwner: owner.address, party: bob.address };
@@ -60,7 +53,7 @@ async function rawServer(handler: (req: IncomingMessage, res: ServerResponse) =>
 describe("transport/http-client", () => {
   let api: RunningNodeApi;
   let failWith: unknown;
-  let delivered: SignedPeerMessage[];
+  let delivered: ShareSubmission[];
   const program = Uint8Array.from({ length: 4096 }, (_, i) => (i * 7) & 0xff);
 
   before(async () => {
@@ -72,15 +65,12 @@ describe("transport/http-client", () => {
       },
       submitShare: async (s) => {
         if (failWith !== undefined) throw failWith;
+        delivered.push(s);
         return { accepted: true, party: s.party };
-      },
-      deliverMessage: async (m) => {
-        if (failWith !== undefined) throw failWith;
-        delivered.push(m);
       },
       getProgram: async () => program,
     };
-    api = await startNodeApi(createNodeApi(handlers, { maxMessageBytes: 1 << 20 }), { host: "127.0.0.1", port: 0 });
+    api = await startNodeApi(createNodeApi(handlers), { host: "127.0.0.1", port: 0 });
   });
 
   after(async () => {
@@ -93,15 +83,10 @@ describe("transport/http-client", () => {
   });
 
   describe("against a real node API", () => {
-    it("delivers a peer message", async () => {
-      const m = message();
-      await postMessage(api.url, m, TIMEOUT);
-      expect(delivered).to.deep.equal([m]);
-    });
-
     it("posts a share submission and returns the answer", async () => {
       const sub = await submission();
       expect(await postShareSubmission(api.url, sub, TIMEOUT)).to.deep.equal({ accepted: true, party: bob.address });
+      expect(delivered).to.deep.equal([sub]);
     });
 
     it("gets JSON and bytes", async () => {
@@ -111,12 +96,12 @@ describe("transport/http-client", () => {
 
     it("turns a 409 into PEER_REJECTED with the remote code and message", async () => {
       failWith = new ConsortError("DUPLICATE_MESSAGE", "message task/9/round/0/gate/open:0-1 from alice already received");
-      const err = await rejection(postMessage(api.url, message(), TIMEOUT));
+      const err = await rejection(postShareSubmission(api.url, await submission(), TIMEOUT));
       expect(err.code).to.equal("PEER_REJECTED");
       expect(err.retryable).to.equal(false);
       expect(err.details.remoteCode).to.equal("DUPLICATE_MESSAGE");
       expect(err.details.status).to.equal(409);
-      expect(err.details.url).to.equal(`${api.url}/v1/messages`);
+      expect(err.details.url).to.equal(`${api.url}/v1/tasks/9/shares`);
       expect(err.message).to.include("already received");
     });
 
@@ -152,9 +137,9 @@ describe("transport/http-client", () => {
   it("reports a server that is down as retryable PEER_UNREACHABLE naming the URL", async () => {
     const down = await rawServer((_req, res) => res.end());
     await down.close();
-    const err = await rejection(postMessage(down.url, message(), TIMEOUT));
+    const err = await rejection(postShareSubmission(down.url, await submission(), TIMEOUT));
     expect([err.code, err.retryable]).to.deep.equal(["PEER_UNREACHABLE", true]);
-    expect(err.details.url).to.equal(`${down.url}/v1/messages`);
+    expect(err.details.url).to.equal(`${down.url}/v1/tasks/9/shares`);
     expect(err.message).to.include(down.url);
     expect(err.details.reason).to.equal("ECONNREFUSED");
   });

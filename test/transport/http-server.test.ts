@@ -5,12 +5,15 @@ import type { ConsortErrorCode } from "../../node/errors.ts";
 import { generateEncryptionKey } from "../../node/transport/envelope.ts";
 import { createNodeApi, startNodeApi } from "../../node/transport/http-server.ts";
 import type { NodeApiHandlers, RunningNodeApi } from "../../node/transport/http-server.ts";
-import { encodeSignedPeerMessage, sealPayload, signPeerMessage } from "../../node/transport/peer-message.ts";
-import type { PeerMessage, SignedPeerMessage } from "../../node/transport/peer-message.ts";
+import { connect } from "node:net";
+import type { Socket } from "node:net";
+import { gzipSync, brotliCompressSync } from "node:zlib";
 import { sealSharePayload, signShareSubmission } from "../../node/transport/share-submission.ts";
 import type { ShareSubmission } from "../../node/transport/share-submission.ts";
 
-const MAX_MESSAGE_BYTES = 64 * 1024;
+/** Tasks 5 and 7 take share bodies up to this; task 6 is unknown. */
+const SHARE_LIMIT = 16 * 1024;
+const MAX_JSON_BYTES = 4 * 1024;
 const alice = new Wallet("0x" + "41".repeat(32));
 const bob = new Wallet("0x" + "42".repeat(32));
 const owner = new Wallet("0x" + "43".repeat(32));
@@ -20,20 +23,8 @@ const bobKey = generateEncryptionKey();
 interface Calls {
   taskStatus: bigint[];
   submitShare: ShareSubmission[];
-  deliverMessage: SignedPeerMessage[];
+  shareBodyLimit: bigint[];
   getProgram: string[];
-}
-
-function signedMessage(sealedBytes?: Uint8Array): SignedPeerMessage {
-  const context: Omit<PeerMessage, "sealed"> = {
-    chainId: 31337n,
-    registry,
-    label: { taskId: 5n, round: 1, gate: "mul:0-9" },
-    from: alice.address,
-    to: bob.address,
-  };
-  const sealed = sealedBytes ?? sealPayload(bobKey.publicKey, context, new Uint8Array(320).fill(9));
-  return signPeerMessage({ ...context, sealed }, alice);
 }
 
 async function submission(): Promise<ShareSubmission> {
@@ -89,9 +80,10 @@ describe("transport/http-server", () => {
         calls.submitShare.push(s);
         return { accepted: true, digest: s.digests[1] };
       },
-      async deliverMessage(m) {
-        maybeFail();
-        calls.deliverMessage.push(m);
+      shareBodyLimit(taskId) {
+        calls.shareBodyLimit.push(taskId);
+        if (taskId !== 5n && taskId !== 7n) throw new ConsortError("UNKNOWN_TASK", `task ${taskId} is unknown`, { retryable: true });
+        return SHARE_LIMIT;
       },
       async getProgram(hash) {
         maybeFail();
@@ -100,7 +92,7 @@ describe("transport/http-server", () => {
         return program;
       },
     };
-    const app = createNodeApi(handlers, { maxMessageBytes: MAX_MESSAGE_BYTES, logger: (e) => events.push(e) });
+    const app = createNodeApi(handlers, { maxJsonBytes: MAX_JSON_BYTES, logger: (e) => events.push(e) });
     api = await startNodeApi(app, { host: "127.0.0.1", port: 0 });
   });
 
@@ -109,15 +101,27 @@ describe("transport/http-server", () => {
   });
 
   beforeEach(() => {
-    calls = { taskStatus: [], submitShare: [], deliverMessage: [], getProgram: [] };
+    calls = { taskStatus: [], submitShare: [], shareBodyLimit: [], getProgram: [] };
     failWith = undefined;
     events = [];
   });
 
   const get = (path: string) => fetch(`${api.url}${path}`);
-  const post = (path: string, body: string | Uint8Array, contentType: string) =>
-    fetch(`${api.url}${path}`, { method: "POST", body, headers: { "content-type": contentType } });
-  const postMessageBytes = (bytes: Uint8Array) => post("/v1/messages", bytes, "application/octet-stream");
+  const post = (path: string, body: string | Uint8Array, contentType: string, headers: Record<string, string> = {}) =>
+    fetch(`${api.url}${path}`, { method: "POST", body, headers: { "content-type": contentType, ...headers } });
+
+  /** Writes `request` on a fresh socket; resolves with what came back once the server closes it (or after the answer, if it does not). */
+  function rawExchange(request: string): Promise<{ text: string; closed: boolean }> {
+    const url = new URL(api.url);
+    return new Promise((resolve, reject) => {
+      const socket: Socket = connect(Number(url.port), url.hostname);
+      let text = "";
+      socket.on("data", (c: Buffer) => (text += c.toString("latin1")));
+      socket.on("error", reject);
+      socket.on("close", () => resolve({ text, closed: true }));
+      socket.write(request);
+    });
+  }
 
   it("listens on a real port", () => {
     expect(api.url).to.match(/^http:\/\/127\.0\.0\.1:\d+$/);
@@ -154,36 +158,13 @@ describe("transport/http-server", () => {
     });
 
     it("POST /v1/tasks/:taskId/shares rejects a path/body task id mismatch", async () => {
-      await expectError(await post("/v1/tasks/6/shares", JSON.stringify(sub), "application/json"), 400, "BAD_REQUEST", "taskId");
+      await expectError(await post("/v1/tasks/7/shares", JSON.stringify(sub), "application/json"), 400, "BAD_REQUEST", "taskId");
       expect(calls.submitShare).to.deep.equal([]);
     });
 
     it("POST /v1/tasks/:taskId/shares names a bad field", async () => {
       const bad = { ...sub, digests: [sub.digests[0], "0xzz"] };
       await expectError(await post("/v1/tasks/5/shares", JSON.stringify(bad), "application/json"), 400, "BAD_REQUEST", "digests[1]");
-    });
-
-    it("POST /v1/messages decodes, checks the signature and delivers", async () => {
-      const m = signedMessage();
-      const res = await postMessageBytes(encodeSignedPeerMessage(m));
-      expect(res.status).to.equal(202);
-      expect(await json(res)).to.deep.equal({ accepted: true });
-      expect(calls.deliverMessage).to.deep.equal([m]);
-    });
-
-    it("POST /v1/messages rejects a message signed by another key with 401", async () => {
-      const forged = { ...signPeerMessage({ ...signedMessage(), from: bob.address }, bob), from: alice.address };
-      await expectError(await postMessageBytes(encodeSignedPeerMessage(forged)), 401, "BAD_SIGNATURE");
-      expect(calls.deliverMessage).to.deep.equal([]);
-    });
-
-    it("POST /v1/messages rejects garbage and empty bodies with 400", async () => {
-      await expectError(await postMessageBytes(new Uint8Array([9, 9, 9])), 400, "BAD_REQUEST", "version");
-      await expectError(await postMessageBytes(new Uint8Array(0)), 400, "BAD_REQUEST");
-      const bytes = encodeSignedPeerMessage(signedMessage());
-      const trailing = new Uint8Array(bytes.length + 1);
-      trailing.set(bytes);
-      await expectError(await postMessageBytes(trailing), 400, "BAD_REQUEST", "sealed");
     });
 
     it("GET /v1/programs/:hash serves bytes", async () => {
@@ -198,8 +179,7 @@ describe("transport/http-server", () => {
 
     it("GET /v1/programs/:hash is 404 when the node serves no programs", async () => {
       const app = createNodeApi(
-        { health: async () => ({}), taskStatus: async () => ({}), submitShare: async () => ({}), deliverMessage: async () => {} },
-        { maxMessageBytes: 1024 },
+        { health: async () => ({}), taskStatus: async () => ({}), submitShare: async () => ({}) },
       );
       const other = await startNodeApi(app, { host: "127.0.0.1", port: 0 });
       try {
@@ -211,7 +191,9 @@ describe("transport/http-server", () => {
 
     it("answers unknown routes and methods with 404 NOT_FOUND JSON", async () => {
       await expectError(await get("/nope"), 404, "NOT_FOUND");
-      await expectError(await get("/v1/messages"), 404, "NOT_FOUND");
+      await expectError(await post("/v1/messages", new Uint8Array(8), "application/octet-stream"), 404, "NOT_FOUND");
+      await expectError(await post("/v1/frames", new Uint8Array(8), "application/octet-stream"), 404, "NOT_FOUND");
+      await expectError(await post("/v1/frames/stream", new Uint8Array(8), "application/octet-stream"), 404, "NOT_FOUND");
       await expectError(await post("/v1/health", "{}", "application/json"), 404, "NOT_FOUND");
     });
   });
@@ -224,25 +206,63 @@ describe("transport/http-server", () => {
 
     it("answers a wrong content type with 415 BAD_REQUEST", async () => {
       await expectError(await post("/v1/tasks/5/shares", JSON.stringify(sub), "text/plain"), 415, "BAD_REQUEST", "content-type");
-      const bytes = encodeSignedPeerMessage(signedMessage());
-      await expectError(await post("/v1/messages", bytes, "application/json"), 415, "BAD_REQUEST", "content-type");
       expect(calls.submitShare).to.deep.equal([]);
-      expect(calls.deliverMessage).to.deep.equal([]);
     });
 
-    it("answers an oversize message with 413 BAD_REQUEST", async () => {
-      const big = encodeSignedPeerMessage(signedMessage(new Uint8Array(MAX_MESSAGE_BYTES)));
-      const error = await expectError(await postMessageBytes(big), 413, "BAD_REQUEST", "body");
-      expect((error.details as Record<string, unknown>).limit).to.equal(MAX_MESSAGE_BYTES);
-      // Just under the limit is accepted.
-      const fits = encodeSignedPeerMessage(signedMessage(new Uint8Array(MAX_MESSAGE_BYTES - 300)));
-      expect(fits.length).to.be.at.most(MAX_MESSAGE_BYTES);
-      expect((await postMessageBytes(fits)).status).to.equal(202);
+    it("refuses a share body over the task's limit with 413 and never hands it on", async () => {
+      const big = JSON.stringify({ ...sub, padding: "x".repeat(SHARE_LIMIT) });
+      const error = await expectError(await post("/v1/tasks/5/shares", big, "application/json"), 413, "BAD_REQUEST", "body");
+      expect((error.details as Record<string, unknown>).limit).to.equal(SHARE_LIMIT);
+      expect(calls.shareBodyLimit).to.deep.equal([5n]);
+      expect(calls.submitShare).to.deep.equal([]);
+      // Just under it is read (and then refused by the schema, not by size).
+      const fits = JSON.stringify({ ...sub, padding: "x".repeat(SHARE_LIMIT - JSON.stringify(sub).length - 20) });
+      await expectError(await post("/v1/tasks/5/shares", fits, "application/json"), 400, "BAD_REQUEST");
     });
 
-    it("answers an oversize JSON body with 413 BAD_REQUEST", async () => {
-      const big = JSON.stringify({ ...sub, padding: "x".repeat(2 * MAX_MESSAGE_BYTES) });
-      await expectError(await post("/v1/tasks/5/shares", big, "application/json"), 413, "BAD_REQUEST", "body");
+    it("refuses a share for an unknown task before reading its body, and closes the connection", async () => {
+      // The request declares 100 MB and sends only its headers: the answer comes without the body.
+      const answer = await rawExchange(
+        "POST /v1/tasks/6/shares HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100000000\r\n\r\n{",
+      );
+      expect(answer.text).to.match(/^HTTP\/1\.1 404 /);
+      expect(answer.text.toLowerCase()).to.include("connection: close");
+      expect(answer.text).to.include('"UNKNOWN_TASK"');
+      expect(answer.closed).to.equal(true);
+      expect(calls.submitShare).to.deep.equal([]);
+      // A declared size over the limit is refused the same way, before the body.
+      const declared = await rawExchange(
+        "POST /v1/tasks/5/shares HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100000000\r\n\r\n{",
+      );
+      expect(declared.text).to.match(/^HTTP\/1\.1 413 /);
+      expect(declared.closed).to.equal(true);
+    });
+
+    it("refuses an output request before reading it when the node serves no outputs", async () => {
+      const big = JSON.stringify({ padding: "x".repeat(2 * MAX_JSON_BYTES) });
+      await expectError(await post("/v1/tasks/5/outputs", big, "application/json"), 404, "NOT_FOUND");
+    });
+
+    it("reads gzip, deflate and br bodies, and answers a corrupt one with 400 (never 500)", async () => {
+      const text = JSON.stringify(sub);
+      for (const [encoding, body] of [["gzip", gzipSync(text)], ["br", brotliCompressSync(text)]] as const) {
+        const res = await post("/v1/tasks/5/shares", body, "application/json", { "content-encoding": encoding });
+        expect(res.status, encoding).to.equal(200);
+      }
+      for (const encoding of ["gzip", "deflate", "br"]) {
+        await expectError(await post("/v1/tasks/5/shares", new Uint8Array(64).fill(7), "application/json", { "content-encoding": encoding }), 400, "BAD_REQUEST", "content-encoding");
+      }
+      const truncated = gzipSync(text).subarray(0, 40);
+      await expectError(await post("/v1/tasks/5/shares", truncated, "application/json", { "content-encoding": "gzip" }), 400, "BAD_REQUEST");
+      await expectError(await post("/v1/tasks/5/shares", text, "application/json", { "content-encoding": "compress" }), 415, "BAD_REQUEST", "content-encoding");
+      expect(events.filter((e) => (e.status as number) >= 500)).to.deep.equal([]);
+      expect(events.some((e) => "error" in e)).to.equal(false);
+    });
+
+    it("bounds a compressed body by its decoded size (a small bomb is 413)", async () => {
+      const bomb = gzipSync(Buffer.alloc(50 * SHARE_LIMIT, 0x20));
+      expect(bomb.length).to.be.below(SHARE_LIMIT);
+      await expectError(await post("/v1/tasks/5/shares", bomb, "application/json", { "content-encoding": "gzip" }), 413, "BAD_REQUEST", "body");
     });
   });
 
@@ -280,7 +300,7 @@ describe("transport/http-server", () => {
 
     it("keeps the specific status of a retryable mapped error and its retryable flag", async () => {
       failWith = new ConsortError("UNKNOWN_TASK", "task 5 not seen yet", { retryable: true });
-      const error = await expectError(await postMessageBytes(encodeSignedPeerMessage(signedMessage())), 404, "UNKNOWN_TASK");
+      const error = await expectError(await post("/v1/tasks/5/shares", JSON.stringify(sub), "application/json"), 404, "UNKNOWN_TASK");
       expect(error.retryable).to.equal(true);
     });
 
@@ -296,7 +316,7 @@ describe("transport/http-server", () => {
 
     it("answers a plain Error with 500 INTERNAL without leaking it, and logs it", async () => {
       failWith = new Error("secret share 0xdeadbeef leaked?");
-      for (const res of [await get("/v1/health"), await postMessageBytes(encodeSignedPeerMessage(signedMessage()))]) {
+      for (const res of [await get("/v1/health"), await post("/v1/tasks/5/shares", JSON.stringify(sub), "application/json")]) {
         const text = await res.text();
         expect(res.status).to.equal(500);
         expect(JSON.parse(text).error.code).to.equal("INTERNAL");
@@ -318,10 +338,8 @@ describe("transport/http-server", () => {
           },
           taskStatus: async () => ({}),
           submitShare: async () => ({}),
-          deliverMessage: async () => {},
-        },
+                  },
         {
-          maxMessageBytes: 1024,
           logger: () => {
             throw new Error("logger broke");
           },
@@ -339,15 +357,15 @@ describe("transport/http-server", () => {
   });
 
   it("rejects bad options with CONFIG_INVALID", () => {
-    const handlers = { health: async () => ({}), taskStatus: async () => ({}), submitShare: async () => ({}), deliverMessage: async () => {} };
-    expect(() => createNodeApi(handlers, { maxMessageBytes: 0 })).to.throw(ConsortError).with.property("code", "CONFIG_INVALID");
+    const handlers = { health: async () => ({}), taskStatus: async () => ({}), submitShare: async () => ({}) };
+    expect(() => createNodeApi(handlers, { maxJsonBytes: 0 })).to.throw(ConsortError).with.property("code", "CONFIG_INVALID");
+    expect(() => createNodeApi(handlers, { maxShareBytes: 1.5 })).to.throw(ConsortError).with.property("code", "CONFIG_INVALID");
   });
 
   it("fails to listen on a taken port with CONFIG_INVALID", async () => {
     const port = Number(new URL(api.url).port);
     const app = createNodeApi(
-      { health: async () => ({}), taskStatus: async () => ({}), submitShare: async () => ({}), deliverMessage: async () => {} },
-      { maxMessageBytes: 1024 },
+      { health: async () => ({}), taskStatus: async () => ({}), submitShare: async () => ({}) },
     );
     let err: unknown;
     try {

@@ -3,7 +3,7 @@ import { PeerChannel } from "../../node/transport/peer-channel.ts";
 import { PeerMailbox } from "../../node/transport/peer-mailbox.ts";
 import { ConsortError } from "../../node/errors.ts";
 import { NodeStore } from "../../node/store/node-store.ts";
-import { labelKey } from "../../node/transport/peer-message.ts";
+import { labelKey } from "../../node/transport/message-label.ts";
 import { LoopbackLink, TASK, World, loopNode, party, rejection, thrown } from "./peer-fixtures.ts";
 
 const bytes = (n: number, fill: number) => new Uint8Array(n).fill(fill);

@@ -8,6 +8,7 @@ import { FR_MODULUS, encodeFieldVector } from "../../node/math/field.ts";
 import { frVecToBigints } from "../../node/math/fr-vec.ts";
 import { generateEncryptionKey } from "../../node/transport/envelope.ts";
 import {
+  maxShareSubmissionBytes,
   openSharePayload,
   sealEncodedSharePayload,
   parseShareSubmission,
@@ -65,6 +66,22 @@ describe("transport/share-submission", () => {
 
   before(async () => {
     signed = await signShareSubmission(unsignedSubmission(), owner);
+  });
+
+  it("bounds the JSON of a submission by its value and party counts (the node API reads no more)", async () => {
+    for (const [values, parties] of [[1, 1], [4, 3], [1000, 7], [20_000, 2]] as const) {
+      const base = { version: 1 as const, chainId: (2n ** 256n - 1n).toString(), registry, taskId: (2n ** 256n - 1n).toString(), dataOwner: owner.address, party: party.address };
+      const sealed = hexlify(sealSharePayload(partyKey.publicKey, salt, Array.from({ length: values }, (_, i) => FR_MODULUS - 1n - BigInt(i)), base));
+      const sub = await signShareSubmission({ ...base, digests: Array.from({ length: parties }, (_, i) => keccak256(`0x0${i % 10}`)), sealed }, owner);
+      const bytes = Buffer.byteLength(JSON.stringify(sub));
+      const bound = maxShareSubmissionBytes(values, parties);
+      expect(bytes, `${values} values, ${parties} parties`).to.be.at.most(bound);
+      // Tight: the bound exceeds the real size by little more than its fixed allowance for ids, keys and whitespace.
+      expect(bytes + 64, `${values} values`).to.be.above(maxShareSubmissionBytes(values, parties) - 4096);
+      expect(maxShareSubmissionBytes(values + 1, parties)).to.be.above(bound);
+    }
+    await expectCode(() => maxShareSubmissionBytes(-1, 3), "BAD_REQUEST");
+    await expectCode(() => maxShareSubmissionBytes(1, 0), "BAD_REQUEST");
   });
 
   it("signs, survives JSON, parses and verifies", () => {
