@@ -35,6 +35,8 @@ export type ConsortErrorCode =
   | "DUPLICATE_MESSAGE"
   | "COMMITMENT_MISMATCH"
   | "COMMITMENT_NOT_FOUND"
+  /** The chain holds a commitment for this data owner other than the one at hand (fatal: a commitment cannot be replaced). */
+  | "COMMITMENT_CONFLICT"
   | "INPUT_OUT_OF_RANGE"
   | "TASK_NOT_ACCEPTING"
   | "PEER_UNREACHABLE"
@@ -47,6 +49,8 @@ export type ConsortErrorCode =
   | "CONTRACT_NOT_FOUND"
   | "DEPLOYMENT_NOT_FOUND"
   | "TASK_FAILED"
+  /** The node's record of a task disagrees with the chain: a reorg it has not processed yet (retryable). */
+  | "CHAIN_NOT_SYNCED"
   // store
   | "STORE_FAILED"
   // generic

@@ -6,6 +6,7 @@ import { loadDeployment } from "../chain/deployments.ts";
 import { EventWatcher, type WatchedEvent } from "../chain/event-watcher.ts";
 import { loadRegistryArtifact } from "../chain/registry-artifact.ts";
 import { RegistryClient } from "../chain/registry-client.ts";
+import { assertTaskOnChain } from "../chain/task-identity.ts";
 import { connectProvider } from "../chain/rpc-provider.ts";
 import { ConsortError, isConsortError, toConsortError } from "../errors.ts";
 import { toHex } from "../transport/binary-codec.ts";
@@ -16,7 +17,7 @@ import { decodeResult, encodeResult } from "../program/result-encoding.ts";
 import { frVecCheck } from "../math/fr-vec.ts";
 import { runProgram } from "../protocol/program-runner.ts";
 import type { RoundNetwork } from "../protocol/round-network.ts";
-import { NodeStore, type StoredTask } from "../store/node-store.ts";
+import { NodeStore, type ReorgRollback, type StoredTask } from "../store/node-store.ts";
 import { createNodeApi, startNodeApi, type RunningNodeApi } from "../transport/http-server.ts";
 import { labelKey, openPayload, verifyPeerMessageSignature, type MessageLabel, type SignedPeerMessage } from "../transport/peer-message.ts";
 import { openSharePayload, verifyShareSubmission, type ShareSubmission } from "../transport/share-submission.ts";
@@ -76,7 +77,7 @@ export class ConsortNode {
   private readonly directory: PartyDirectory;
   private readonly channel: PeerChannel;
   private readonly sessions: PeerSessions;
-  private readonly watcher: EventWatcher;
+  private readonly watcher: EventWatcher<ReorgRollback>;
   private readonly active = new Map<string, Promise<void>>();
   /** How the last computation of each task went (for operators and benchmarks; not persisted). */
   /** Per task: wall time of the computation, its rounds, payload bytes sent, and this process's CPU time meanwhile (all threads). */
@@ -136,7 +137,7 @@ export class ConsortNode {
       store: this.store,
       apply: (events, cursor) => this.applyEvents(events, cursor),
       onError: (error) => this.logger.warn({ code: error.code, retryable: error.retryable }, `chain watcher: ${error.message}`),
-      onReorg: (from, to) => this.logger.warn({ from, to }, "chain reorganisation detected; re-reading from the fork point"),
+      onReorg: (from, to, rollback) => this.afterReorg(from, to, rollback),
     });
   }
 
@@ -361,6 +362,8 @@ export class ConsortNode {
         details: { taskId: submission.taskId, dataOwner },
       });
     }
+    // The id may name another task since a reorg this node has not processed yet.
+    await assertTaskOnChain(this.registry, task);
     if (submission.digests.length !== task.parties.length) {
       throw new ConsortError(
         "BAD_REQUEST",
@@ -383,7 +386,8 @@ export class ConsortNode {
         details: { taskId: submission.taskId, dataOwner },
       });
     }
-    let commitment = this.store.getCommitments(taskId).get(dataOwner);
+    const storedCommitment = this.store.getCommitments(taskId).get(dataOwner);
+    let commitment = storedCommitment;
     if (commitment === undefined) {
       // The watcher may not have applied the InputCommitted event yet (confirmations): read the chain directly.
       const onChain = (await this.registry.inputCommitments(taskId))[ownerIndex];
@@ -396,6 +400,15 @@ export class ConsortNode {
       commitment = onChain;
     }
     if (hexlify(inputCommitment(ctx, digests)) !== commitment.toLowerCase()) {
+      if (storedCommitment !== undefined) {
+        const onChain = (await this.registry.inputCommitments(taskId))[ownerIndex];
+        if (onChain?.toLowerCase() !== storedCommitment.toLowerCase()) {
+          throw new ConsortError("CHAIN_NOT_SYNCED", `data owner ${dataOwner}'s commitment to task ${taskId} changed on chain (a reorg this party has not processed yet)`, {
+            retryable: true,
+            details: { taskId: submission.taskId, dataOwner },
+          });
+        }
+      }
       throw new ConsortError("COMMITMENT_MISMATCH", `the submitted digests do not match data owner ${dataOwner}'s on-chain commitment ${commitment}`, {
         details: { taskId: submission.taskId, dataOwner, commitment },
       });
@@ -408,6 +421,7 @@ export class ConsortNode {
       values: vector,
       digests: concatenated,
       receivedAt: Date.now(),
+      commitment: commitment.toLowerCase(),
     });
     if (outcome !== "inserted") {
       throw new ConsortError("DUPLICATE_INPUT", `party ${this.address} already holds data owner ${dataOwner}'s share for task ${taskId}`, {
@@ -583,6 +597,33 @@ export class ConsortNode {
     }
   }
 
+  /**
+   * The store has rolled back what the removed blocks applied (in the same
+   * transaction as the watcher's rewind): forget in-memory state of removed
+   * or reset tasks (a removed task's id may be handed out again) and take
+   * every touched task up again from what the store now holds.
+   */
+  private afterReorg(from: { blockNumber: number }, to: { blockNumber: number } | undefined, rollback: ReorgRollback): void {
+    this.logger.warn(
+      {
+        from: from.blockNumber,
+        to: to?.blockNumber ?? null,
+        removedTasks: rollback.removedTasks.map(String),
+        removedCommitments: rollback.removedCommitments.map((c) => ({ taskId: c.taskId.toString(), dataOwner: c.dataOwner })),
+        revertedTasks: rollback.revertedTasks.map(String),
+      },
+      "chain reorganisation detected; rolled back the removed blocks and re-reading from the fork point",
+    );
+    for (const taskId of rollback.touchedTaskIds) {
+      const task = this.store.getTask(taskId);
+      if (task === undefined || task.status === "awaiting-inputs") {
+        this.computed.delete(taskId.toString());
+        this.channel.forgetTask(taskId);
+      }
+      if (task !== undefined) this.schedule(taskId);
+    }
+  }
+
   // ---------------------------------------------------------------- tasks
 
   /** Runs `advance(taskId)` now, or once more after the run in progress. */
@@ -620,6 +661,7 @@ export class ConsortNode {
         if (state === "Expired") this.store.setTaskStatus(taskId, "expired");
         return;
       }
+      await assertTaskOnChain(this.registry, task);
       this.store.setTaskStatus(taskId, "computing");
       await this.compute(task);
     }
@@ -659,6 +701,11 @@ export class ConsortNode {
     const result = encodeResult(program, run.opened, run.commitments);
     const resultHash = keccak256(result);
     this.store.transaction(() => {
+      // A reorg may have removed or reset the task meanwhile: this result is of inputs it no longer has.
+      const now = this.store.getTask(task.taskId);
+      if (now?.status !== "computing" || now.programHash !== task.programHash || now.createdBlock !== task.createdBlock) {
+        throw new ConsortError("CHAIN_NOT_SYNCED", `task ${task.taskId} changed while it was computed (chain reorganisation); computing again`, { retryable: true });
+      }
       this.store.setTaskResult(task.taskId, result, resultHash);
       for (const [name, share] of run.requesterShares) this.store.putRequesterShare(task.taskId, name, encodeRequesterShare(share));
       this.store.setTaskStatus(task.taskId, "attesting");
