@@ -169,7 +169,7 @@ interface TaskSnapshot {
 export interface ReorgRollback {
   /** Tasks whose TaskCreated was removed: deleted with all their rows. */
   readonly removedTasks: readonly bigint[];
-  /** Commitments whose InputCommitted was removed (the share received against each is dropped too). */
+  /** Commitments whose InputCommitted was removed (a share verified against one is not used unless it is committed again). */
   readonly removedCommitments: readonly { readonly taskId: bigint; readonly dataOwner: string }[];
   /** Tasks still known whose local status was put back (a finalization or expiry removed, or an input). */
   readonly revertedTasks: readonly bigint[];
@@ -623,8 +623,9 @@ export class NodeStore {
    * canonical chain), in one transaction with forgetting their event keys and
    * the processed positions above it:
    * - a task whose TaskCreated was removed goes, with all its rows;
-   * - a removed InputCommitted takes its commitment and the share received
-   *   against it; a task that had gone on to compute on it is put back to
+   * - a removed InputCommitted takes its commitment (the share received
+   *   against it is never used unless the same commitment is applied again);
+   *   a task that had gone on to compute on it is put back to
    *   awaiting-inputs (its result and signatures covered the removed input);
    * - a removed TaskFinalized or TaskExpired puts back the task's status as
    *   it was before that event.
@@ -681,8 +682,11 @@ export class NodeStore {
           if (prior !== undefined) {
             for (const [owner, commitment] of this.getCommitments(taskId)) {
               if (prior.commitments[owner] === commitment) continue;
+              // The owner's share stays, bound to this commitment: it counts again only if the new chain
+              // holds the same commitment (the owner committed the same shares again), and is replaced by
+              // the share of any other (putShare, putCommitment). Dropping it here would lose the share of
+              // a recommit that a party answered "already held" before it noticed the reorg.
               this.run("DELETE FROM commitments WHERE task_id = ? AND data_owner = ?", id, owner);
-              this.run("DELETE FROM shares WHERE task_id = ? AND data_owner = ?", id, owner);
               removedCommitments.push({ taskId, dataOwner: owner });
             }
           }

@@ -520,7 +520,7 @@ describe("chain/event-watcher", function () {
         expect(store.getCommitments(newId).size, "the old task's commitment went with it").to.equal(0);
       });
 
-      it("a removed InputCommitted takes its commitment and share; the owner's new commitment is stored", async () => {
+      it("a removed InputCommitted takes its commitment; the owner's new commitment is stored and the old share dropped", async () => {
         const store = openStore();
         const rollbacks: ReorgRollback[] = [];
         const w = watcher({ store, confirmations, apply: taskApply(store), onReorg: (_from, _to, rollback) => rollbacks.push(rollback) });
@@ -548,7 +548,7 @@ describe("chain/event-watcher", function () {
         expect(rollbacks[0]!.removedCommitments).to.deep.equal([{ taskId, dataOwner: at(accounts, 4).address }]);
         expect(rollbacks[0]!.touchedTaskIds).to.deep.equal([taskId]);
         expect(store.getCommitments(taskId)).to.deep.equal(new Map([...kept, [at(accounts, 4).address, fresh]]));
-        expect(store.getShares(taskId).size, "the share of the removed commitment is gone").to.equal(0);
+        expect(store.getShares(taskId).size, "the share of the removed commitment is gone once another is committed").to.equal(0);
         expect((await registry.inputCommitments(taskId))[0]).to.equal(fresh);
       });
     });
