@@ -32,11 +32,14 @@ import { getJson } from "../../node/transport/http-client.ts";
 const run = promisify(execFile);
 
 /**
- * End to end on anvil: three Consort node processes (confirmations 0) follow
- * the chain while the test replaces blocks they have already applied
- * (evm_snapshot / evm_revert, then new blocks at the same heights and above).
+ * End to end on anvil: three Consort node processes follow the chain while
+ * the test replaces blocks they have already applied (evm_snapshot /
+ * evm_revert, then new blocks at the same heights and above). At depth 0 the
+ * nodes act on every block at once (anvil mines one per transaction); at
+ * depth 2 a miner adds a block every 200 ms and the reorgs replace at least
+ * five blocks, deeper than the confirmations.
  */
-describe("e2e: chain reorganisations on anvil", function () {
+for (const confirmations of [0, 2]) describe(`e2e: chain reorganisations on anvil (confirmations ${confirmations})`, function () {
   this.timeout(120_000);
 
   let workDir: string;
@@ -163,22 +166,31 @@ describe("e2e: chain reorganisations on anvil", function () {
         registry: registryAddress,
         deploymentsDir,
         workDir,
-        // anvil mines only on transactions: at depth 0 the nodes act on every block at once.
-        config: { confirmations: 0, pollIntervalMs: 100, takeoverDelayMs: 2_000, logLevel: "debug" },
+        config: { confirmations, pollIntervalMs: 100, takeoverDelayMs: 2_000, logLevel: "debug" },
       };
       const prepared = await prepareLocalNode(spec);
       await registerNodeParty(await RegistryClient.connect(wallet.connect(provider), registryAddress), wallet.address, prepared.dataDir, prepared.url);
       specs.push({ spec, prepared });
     }
     nodes.push(...(await Promise.all(specs.map(({ spec, prepared }) => startLocalNode(spec, prepared)))));
+    // At depth 2 events are acted on only under two more blocks: keep the chain moving.
+    if (confirmations > 0) miner = setInterval(() => void provider.send("evm_mine", []).catch(() => undefined), 200);
   });
 
   let failed = false;
+  let miner: NodeJS.Timeout | undefined;
+
+  /** The block number once it is at least `depth` past `from` (the miner gets it there at depth 2). */
+  async function reorgDepthReached(from: number): Promise<void> {
+    const depth = confirmations === 0 ? 1 : 5;
+    await waitFor(`${depth} blocks above ${from}`, async () => (await provider.getBlockNumber()) >= from + depth);
+  }
   afterEach(function () {
     if (this.currentTest?.state === "failed") failed = true;
   });
 
   after(async () => {
+    clearInterval(miner);
     await Promise.allSettled(nodes.map((n) => n.stop()));
     provider?.destroy();
     await chain?.stop();
@@ -194,9 +206,11 @@ describe("e2e: chain reorganisations on anvil", function () {
     const leakProgram = leak.build();
     const totalProgram = totalAndMean({ owners: 3, valuesPerOwner: 1, bits: 64 });
 
+    const forkBlock = await provider.getBlockNumber();
     const fork = await rpc<string>("evm_snapshot");
     const removedId = await createTask(leakProgram);
     await rpc("evm_mine");
+    await reorgDepthReached(forkBlock);
     await waitFor("every node to hold the task that will be removed", async () =>
       (await nodeViews(removedId)).every((v) => v?.programHash === programHash(encodeProgram(leakProgram))),
     );
@@ -219,12 +233,14 @@ describe("e2e: chain reorganisations on anvil", function () {
   it("a removed InputCommitted does not count: the owner's new value is accepted and finalized", async () => {
     const taskId = await createTask(totalAndMean({ owners: 3, valuesPerOwner: 1, bits: 64 }));
     await waitFor("every node to hold the task", async () => (await nodeViews(taskId)).every((v) => v !== undefined));
+    const forkBlock = await provider.getBlockNumber();
     const fork = await rpc<string>("evm_snapshot");
     const first = await submit(0, taskId, 1_000n);
     expect(first.deliveries.map((d) => d.status)).to.deep.equal(["accepted", "accepted", "accepted"]);
     await waitFor("every node to apply the commitment to 1000", async () =>
       (await nodeViews(taskId)).every((v) => v?.dataOwners[0]?.committed === true && v.dataOwners[0].shareReceived),
     );
+    await reorgDepthReached(forkBlock);
 
     // The commitment to 1000 leaves the chain after every node took its share; the chain goes on.
     expect(await rpc<boolean>("evm_revert", [fork])).to.equal(true);
