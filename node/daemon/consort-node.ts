@@ -701,10 +701,10 @@ export class ConsortNode {
     const result = encodeResult(program, run.opened, run.commitments);
     const resultHash = keccak256(result);
     this.store.transaction(() => {
-      // A reorg may have removed or reset the task meanwhile: this result is of inputs it no longer has.
+      // A reorg may have removed or reset the task meanwhile: this result is of a task or inputs it no longer has.
       const now = this.store.getTask(task.taskId);
-      if (now?.status !== "computing" || now.programHash !== task.programHash || now.createdBlock !== task.createdBlock) {
-        throw new ConsortError("CHAIN_NOT_SYNCED", `task ${task.taskId} changed while it was computed (chain reorganisation); computing again`, { retryable: true });
+      if (now === undefined || now.status === "awaiting-inputs" || now.programHash !== task.programHash || now.createdBlock !== task.createdBlock) {
+        throw new ConsortError("CHAIN_NOT_SYNCED", `task ${task.taskId} changed while it was computed (chain reorganisation); taking it up again`, { retryable: true });
       }
       this.store.setTaskResult(task.taskId, result, resultHash);
       for (const [name, share] of run.requesterShares) this.store.putRequesterShare(task.taskId, name, encodeRequesterShare(share));

@@ -162,7 +162,13 @@ interface TaskSnapshot {
     readonly finalizedBlock: number | null;
     readonly finalizeTx: string | null;
   } | null;
-  readonly commitments: Readonly<Record<string, string>>;
+  /**
+   * The largest rowid among the task's commitments then. A commitment is
+   * inserted once per owner (the chain takes one), so those inserted later,
+   * with larger rowids, are exactly the ones later events applied: this one
+   * number stands for the whole list (up to 256 owners per task).
+   */
+  readonly commitmentRowid: number;
 }
 
 /** What rolling back the removed blocks changed in the store. */
@@ -602,7 +608,7 @@ export class NodeStore {
               finalizedBlock: row.finalized_block === null ? null : Number(row.finalized_block),
               finalizeTx: optionalString(row.finalize_tx) ?? null,
             },
-      commitments: Object.fromEntries(this.getCommitments(taskId)),
+      commitmentRowid: Number(this.get("SELECT MAX(rowid) AS m FROM commitments WHERE task_id = ?", taskId.toString())?.m ?? 0),
     };
   }
 
@@ -680,8 +686,8 @@ export class NodeStore {
         }
         if (events.some((e) => e.name === "InputCommitted")) {
           if (prior !== undefined) {
-            for (const [owner, commitment] of this.getCommitments(taskId)) {
-              if (prior.commitments[owner] === commitment) continue;
+            for (const row of this.all("SELECT data_owner FROM commitments WHERE task_id = ? AND rowid > ? ORDER BY rowid", id, prior.commitmentRowid)) {
+              const owner = String(row.data_owner);
               // The owner's share stays, bound to this commitment: it counts again only if the new chain
               // holds the same commitment (the owner committed the same shares again), and is replaced by
               // the share of any other (putShare, putCommitment). Dropping it here would lose the share of

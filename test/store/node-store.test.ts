@@ -461,6 +461,26 @@ describe("store/node-store", () => {
       expect(store.getShares(1n).get(OWNERS[1]!)?.commitment).to.equal(hash(0x13));
     });
 
+    it("removes exactly the commitments applied above the fork, among many owners of interleaved tasks", () => {
+      const owners = Array.from({ length: 6 }, (_, i) => `0x${String(i + 1).repeat(40)}`);
+      const task = (id: bigint, block: number) => ({ ...taskFixture(id), dataOwners: owners, createdBlock: block });
+      applyEvent(10, "TaskCreated", 1n, () => store.insertTask(task(1n, 10)));
+      applyEvent(10, "TaskCreated", 2n, () => store.insertTask(task(2n, 10)));
+      owners.forEach((owner, i) => {
+        applyEvent(11 + i, "InputCommitted", 1n, () => store.putCommitment(1n, owner, hash(0x40 + i)));
+        applyEvent(11 + i, "InputCommitted", 2n, () => store.putCommitment(2n, owner, hash(0x60 + i)));
+      });
+      const rollback = store.rewindTo({ blockNumber: 13, blockHash: hash(13) });
+      const above = owners.slice(3);
+      expect(rollback.removedCommitments).to.deep.equal([...above.map((o) => ({ taskId: 1n, dataOwner: o })), ...above.map((o) => ({ taskId: 2n, dataOwner: o }))]);
+      expect([...store.getCommitments(1n).keys()].sort()).to.deep.equal(owners.slice(0, 3).sort());
+      expect([...store.getCommitments(2n).values()].sort()).to.deep.equal([hash(0x60), hash(0x61), hash(0x62)]);
+      // Committed again on the new chain, then removed again by a second reorg.
+      applyEvent(14, "InputCommitted", 1n, () => store.putCommitment(1n, owners[5]!, hash(0x55)));
+      expect(store.rewindTo({ blockNumber: 13, blockHash: hash(13) }).removedCommitments).to.deep.equal([{ taskId: 1n, dataOwner: owners[5]! }]);
+      expect(store.getCommitments(1n).size).to.equal(3);
+    });
+
     it("puts a finalized task back to its status before TaskFinalized, keeping its own result and signatures", () => {
       keptTask();
       applyEvent(12, "InputCommitted", 1n, () => store.putCommitment(1n, OWNERS[1]!, hash(0x12)));
