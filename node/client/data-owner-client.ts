@@ -160,8 +160,11 @@ export async function submitInput(options: SubmitInputOptions): Promise<SubmitIn
         details: { taskId: taskId.toString(), state },
       });
     }
-    const values = asked ? encodeOwnerValues(await program(), ownerIndex, options.inputs, options.values) : undefined;
-    if (saved !== undefined && (values === undefined || sameValues(saved, values, task.threshold))) {
+    const committed = await program();
+    const values = asked ? encodeOwnerValues(committed, ownerIndex, options.inputs, options.values) : undefined;
+    // A reorg may also have handed this task id to another task: shares made for another sharing or layout do not fit.
+    const fits = saved !== undefined && fitsTask(saved, task.parties.length, ownerInputLayout(committed, ownerIndex).length);
+    if (saved !== undefined && fits && (values === undefined || sameValues(saved, values, task.threshold))) {
       // The chain no longer holds the commitment of the pending submission (a reorg removed it):
       // commit the same shares again, and deliver to every party again (each dropped or will drop
       // what it took against the removed commitment, or answers that it holds it).
@@ -169,7 +172,14 @@ export async function submitInput(options: SubmitInputOptions): Promise<SubmitIn
       file.create(pending);
       progress({ step: "recommit", commitment: pending.commitment });
     } else {
-      if (values === undefined) throw new ConsortError("BAD_REQUEST", `no values given, and no pending submission to task ${taskId} is kept in ${options.stateDir}`);
+      if (values === undefined) {
+        throw new ConsortError(
+          "BAD_REQUEST",
+          saved === undefined
+            ? `no values given, and no pending submission to task ${taskId} is kept in ${options.stateDir}`
+            : `no values given, and the pending submission in ${file.path} was made for another task ${taskId} (the chain replaced it)`,
+        );
+      }
       const rng = options.rng ?? randomBytes;
       const sharesByParty = splitVector(values, { threshold: task.threshold, parties: task.parties.length }, rng);
       const ctx: InputContext = { chainId, registry: getBytes(registry.address), taskId, dataOwner: getBytes(dataOwner) };
@@ -298,6 +308,11 @@ function commitmentConflict(taskId: bigint, dataOwner: string, onChain: string, 
     `the chain holds commitment ${onChain} for ${dataOwner} in task ${taskId}, not ${pending} of the pending submission ${pendingFile}; that input was committed elsewhere and cannot be changed`,
     { details: { taskId: taskId.toString(), onChain, pending, pendingFile } },
   );
+}
+
+/** Whether the pending submission shares `length` values among `parties` parties (what the task on chain now takes). */
+function fitsTask(pending: PendingSubmission, parties: number, length: number): boolean {
+  return pending.shares.length === parties && pending.shares.every((hex) => decodeFieldVector(storedShares(hex)).length === length);
 }
 
 /** Whether the pending submission's shares are of exactly these (encoded) values: reconstructed from t + 1 of them. */

@@ -48,17 +48,24 @@ describe("client/data-owner-client: commitments and reorgs", function () {
       const key = new SigningKey(keccak256(toUtf8Bytes(`client-test-${i}`))).compressedPublicKey;
       await admin.connectRunner(accounts[i]!).registerParty(key, "http://127.0.0.1:9"); // discard: nothing listens
     }
+    taskId = await createTask(1);
+    owner = accounts[4]!;
+  });
+
+  async function createTask(valuesPerOwner: number): Promise<bigint> {
+    const accounts = await ethers.getSigners();
+    const admin = await RegistryClient.connect(accounts[7]!, registryAddress);
     const now = BigInt((await ethers.provider.getBlock("latest"))!.timestamp);
-    ({ taskId } = await admin.connectRunner(accounts[7]!).createTask({
-      program: encodeProgram(totalAndMean({ owners: 2, valuesPerOwner: 1, bits: 64 })),
+    const { taskId: id } = await admin.createTask({
+      program: encodeProgram(totalAndMean({ owners: 2, valuesPerOwner, bits: 64 })),
       parties: [1, 2, 3].map((i) => accounts[i]!.address),
       dataOwners: [4, 5].map((i) => accounts[i]!.address),
       threshold: 1,
       inputDeadline: now + 10_000n,
       resultDeadline: now + 20_000n,
-    }));
-    owner = accounts[4]!;
-  });
+    });
+    return id;
+  }
 
   afterEach(() => rmSync(stateDir, { recursive: true, force: true }));
 
@@ -134,6 +141,21 @@ describe("client/data-owner-client: commitments and reorgs", function () {
     expect((await submit({ values: [1000] })).code).to.equal("PEER_UNREACHABLE");
     expect((await submit({})).code).to.equal("PEER_UNREACHABLE");
     expect(await onChainCommitment()).to.equal(committed);
+  });
+
+  it("does not commit a pending submission to another task that a reorg gave the same id", async () => {
+    const snapshot = (await ethers.provider.send("evm_snapshot", [])) as string;
+    taskId = await createTask(1);
+    await submit({ values: [1000] });
+    await ethers.provider.send("evm_revert", [snapshot]);
+    // The id now names a task that takes two values from this owner.
+    expect(await createTask(2)).to.equal(taskId);
+
+    const error = await submit({});
+    expect(error.code).to.equal("BAD_REQUEST");
+    expect(await onChainCommitment()).to.match(/^0x0+$/);
+    expect((await submit({ values: [1000, 7] })).code).to.equal("PEER_UNREACHABLE");
+    expect(await onChainCommitment()).to.not.match(/^0x0+$/);
   });
 
   it("asks for values when there is nothing to resume", async () => {
