@@ -37,6 +37,8 @@ export type ConsortErrorCode =
   | "DUPLICATE_MESSAGE"
   | "COMMITMENT_MISMATCH"
   | "COMMITMENT_NOT_FOUND"
+  /** The chain holds a commitment for this data owner other than the one at hand (fatal: a commitment cannot be replaced). */
+  | "COMMITMENT_CONFLICT"
   | "INPUT_OUT_OF_RANGE"
   | "TASK_NOT_ACCEPTING"
   | "PEER_UNREACHABLE"
@@ -59,6 +61,8 @@ export type ConsortErrorCode =
   | "TASK_FINALIZED"
   /** expireTask: the task's expiry is already recorded. */
   | "TASK_ALREADY_EXPIRED"
+  /** The node's record of a task disagrees with the chain: a reorg it has not processed yet (retryable). */
+  | "CHAIN_NOT_SYNCED"
   // store
   | "STORE_FAILED"
   // generic

@@ -8,13 +8,22 @@ export interface ChainCursor {
   readonly blockHash: string;
 }
 
+/** What a rewind undid: at least the ids of the tasks it changed (the node's store reports more). */
+export interface RewindOutcome {
+  readonly touchedTaskIds: readonly bigint[];
+}
+
 /** Where the watcher keeps its position (the node's store implements it). */
-export interface WatcherCursorStore {
+export interface WatcherCursorStore<R extends RewindOutcome = RewindOutcome> {
   loadCursor(): ChainCursor | undefined;
   /** Processed range ends, newest first. */
   cursorHistory(): ChainCursor[];
-  /** Forget processed positions above `cursor` (all when undefined). */
-  rewindTo(cursor: ChainCursor | undefined): void;
+  /**
+   * Forget processed positions above `cursor` (all when undefined) and undo
+   * what the events of the blocks above it applied, atomically: a crash
+   * leaves either the old chain's state or the fork point's, never a mix.
+   */
+  rewindTo(cursor: ChainCursor | undefined): R;
 }
 
 export interface WatchedEvent {
@@ -35,7 +44,7 @@ export interface WatchedEvent {
  */
 export type ApplyEvents = (events: readonly WatchedEvent[], cursor: ChainCursor) => void | Promise<void>;
 
-export interface EventWatcherOptions {
+export interface EventWatcherOptions<R extends RewindOutcome = RewindOutcome> {
   provider: Provider;
   address: string;
   iface: Interface;
@@ -46,10 +55,11 @@ export interface EventWatcherOptions {
   pollIntervalMs: number;
   /** Largest block range per eth_getLogs call. */
   maxBlockRange?: number;
-  store: WatcherCursorStore;
+  store: WatcherCursorStore<R>;
   apply: ApplyEvents;
   onError?: (error: ConsortError) => void;
-  onReorg?: (from: ChainCursor, to: ChainCursor | undefined) => void;
+  /** After a rewind to the fork point `to` (undefined: the start block): `rewound` is what the store undid. */
+  onReorg?: (from: ChainCursor, to: ChainCursor | undefined, rewound: R) => void;
 }
 
 /**
@@ -59,18 +69,19 @@ export interface EventWatcherOptions {
  * that the block hash at the cursor is still on the canonical chain; if not
  * (a reorg deeper than the confirmation depth), it walks back through the
  * stored range ends to the newest one still canonical and re-applies from
- * there. Handlers must be idempotent per event key (the store's applied-event
- * table makes them so), and the node re-reads contract state before acting,
- * so an event that vanished in a reorg cannot make it act wrongly.
+ * there; the store's rewind undoes what the removed blocks' events applied.
+ * Handlers must be idempotent per event key (the store's applied-event table
+ * makes them so), and the node re-reads contract state before acting, so an
+ * event that vanished in a reorg cannot make it act wrongly.
  */
-export class EventWatcher {
-  private readonly options: Required<Omit<EventWatcherOptions, "onError" | "onReorg">> &
-    Pick<EventWatcherOptions, "onError" | "onReorg">;
+export class EventWatcher<R extends RewindOutcome = RewindOutcome> {
+  private readonly options: Required<Omit<EventWatcherOptions<R>, "onError" | "onReorg">> &
+    Pick<EventWatcherOptions<R>, "onError" | "onReorg">;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = true;
 
-  constructor(options: EventWatcherOptions) {
+  constructor(options: EventWatcherOptions<R>) {
     if (!Number.isInteger(options.confirmations) || options.confirmations < 0) {
       throw new ConsortError("CONFIG_INVALID", `confirmations must be a whole number >= 0, got ${options.confirmations}`);
     }
@@ -123,8 +134,8 @@ export class EventWatcher {
         break;
       }
     }
-    this.options.store.rewindTo(agreed);
-    this.options.onReorg?.(cursor, agreed);
+    const rewound = this.options.store.rewindTo(agreed);
+    this.options.onReorg?.(cursor, agreed, rewound);
     return agreed;
   }
 

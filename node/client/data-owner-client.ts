@@ -6,10 +6,10 @@ import { findTaskCreated } from "../chain/task-events.ts";
 import { ConsortError, toConsortError } from "../errors.ts";
 import { hexBytes, toHex } from "../transport/binary-codec.ts";
 import { commitEncodedInputShares, type InputContext } from "../math/commitment.ts";
-import { encodeFieldVector } from "../math/field.ts";
+import { decodeFieldVector, encodeFieldVector } from "../math/field.ts";
 import { frVecFromBigEndian } from "../math/fr-vec.ts";
 import type { Rng } from "../math/rng.ts";
-import { splitVector } from "../math/shamir.ts";
+import { reconstructVector, splitVector } from "../math/shamir.ts";
 import { encodeInputValues } from "../program/input-values.ts";
 import { decodeProgram, verifyProgramHash } from "../program/program-encoding.ts";
 import type { Program } from "../program/program.ts";
@@ -121,25 +121,37 @@ export async function submitInput(options: SubmitInputOptions): Promise<SubmitIn
   }
   mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
   const file = new PendingSubmissionFile(options.stateDir, chainId, registry.address, taskId, dataOwner);
-  const onChain = (await registry.inputCommitments(taskId))[ownerIndex]!;
-  const alreadyCommitted = !/^0x0+$/.test(onChain);
+  const onChain = await committedOnChain(registry, taskId, ownerIndex);
+  const saved = file.exists ? file.load() : undefined;
+  const asked = options.inputs !== undefined || options.values !== undefined;
+  /** The committed program, read from the chain when the values must be encoded. */
+  const program = async (): Promise<Program> => {
+    const created = await findTaskCreated(registry, taskId, Number(task.createdAtBlock));
+    verifyProgramHash(created.program, task.programHash);
+    return decodeProgram(created.program);
+  };
 
   let pending: PendingSubmission;
   /** Each party's encoded shares, when this run made them (a resumed run reads them back from the state file). */
   let encodedShares: Uint8Array[] | undefined;
   let commitTx: string | undefined;
-  if (alreadyCommitted) {
-    if (!file.exists) {
+  if (onChain !== undefined) {
+    if (saved === undefined) {
       throw new ConsortError(
         "DUPLICATE_INPUT",
         `${dataOwner} already committed input ${onChain} to task ${taskId}, and no pending submission is kept in ${options.stateDir} to resume`,
         { details: { taskId: taskId.toString(), commitment: onChain } },
       );
     }
-    pending = file.load();
-    if (pending.commitment.toLowerCase() !== onChain.toLowerCase()) {
-      throw new ConsortError("COMMITMENT_MISMATCH", `the pending submission in ${file.path} does not match the on-chain commitment ${onChain}`);
+    if (saved.commitment.toLowerCase() !== onChain) throw commitmentConflict(taskId, dataOwner, onChain, saved.commitment, file.path);
+    if (asked && !sameValues(saved, encodeOwnerValues(await program(), ownerIndex, options.inputs, options.values), task.threshold)) {
+      throw new ConsortError(
+        "DUPLICATE_INPUT",
+        `${dataOwner} already committed other values to task ${taskId} (commitment ${onChain}); a commitment cannot be changed, so this run only delivers those (give no values to resume)`,
+        { details: { taskId: taskId.toString(), commitment: onChain } },
+      );
     }
+    pending = saved;
     progress({ step: "resume", commitment: onChain });
   } else {
     const state = await registry.taskState(taskId);
@@ -148,37 +160,54 @@ export async function submitInput(options: SubmitInputOptions): Promise<SubmitIn
         details: { taskId: taskId.toString(), state },
       });
     }
-    const created = await findTaskCreated(registry, taskId, Number(task.createdAtBlock));
-    verifyProgramHash(created.program, task.programHash);
-    const program = decodeProgram(created.program);
-    // Range checks happen here, before anything is shared or sent.
-    const values = encodeOwnerValues(program, ownerIndex, options.inputs, options.values);
-    const rng = options.rng ?? randomBytes;
-    const sharesByParty = splitVector(values, { threshold: task.threshold, parties: task.parties.length }, rng);
-    const ctx: InputContext = { chainId, registry: getBytes(registry.address), taskId, dataOwner: getBytes(dataOwner) };
-    // Each party's vector is encoded once: committed, kept and sealed as these bytes.
-    encodedShares = sharesByParty.map((shares) => encodeFieldVector(shares));
-    const committed = commitEncodedInputShares(ctx, encodedShares, rng);
-    pending = {
-      version: 1,
-      chainId: chainId.toString(),
-      registry: registry.address,
-      taskId: taskId.toString(),
-      dataOwner,
-      commitment: hexlify(committed.commitment),
-      digests: committed.digests.map((d) => hexlify(d)),
-      salts: committed.salts.map((s) => hexlify(s)),
-      shares: encodedShares.map((bytes) => toHex(bytes)),
-      delivered: [],
-    };
-    // Persist before the transaction: if we crash after it is mined, the shares are not lost.
-    file.create(pending);
-    progress({ step: "commit", commitment: pending.commitment });
+    const committed = await program();
+    const values = asked ? encodeOwnerValues(committed, ownerIndex, options.inputs, options.values) : undefined;
+    // A reorg may also have handed this task id to another task: shares made for another sharing or layout do not fit.
+    const fits = saved !== undefined && fitsTask(saved, task.parties.length, ownerInputLayout(committed, ownerIndex).length);
+    if (saved !== undefined && fits && (values === undefined || sameValues(saved, values, task.threshold))) {
+      // The chain no longer holds the commitment of the pending submission (a reorg removed it):
+      // commit the same shares again, and deliver to every party again (each dropped or will drop
+      // what it took against the removed commitment, or answers that it holds it).
+      pending = { ...saved, delivered: [] };
+      file.create(pending);
+      progress({ step: "recommit", commitment: pending.commitment });
+    } else {
+      if (values === undefined) {
+        throw new ConsortError(
+          "BAD_REQUEST",
+          saved === undefined
+            ? `no values given, and no pending submission to task ${taskId} is kept in ${options.stateDir}`
+            : `no values given, and the pending submission in ${file.path} was made for another task ${taskId} (the chain replaced it)`,
+        );
+      }
+      const rng = options.rng ?? randomBytes;
+      const sharesByParty = splitVector(values, { threshold: task.threshold, parties: task.parties.length }, rng);
+      const ctx: InputContext = { chainId, registry: getBytes(registry.address), taskId, dataOwner: getBytes(dataOwner) };
+      // Each party's vector is encoded once: committed, kept and sealed as these bytes.
+      encodedShares = sharesByParty.map((shares) => encodeFieldVector(shares));
+      const committed = commitEncodedInputShares(ctx, encodedShares, rng);
+      pending = {
+        version: 1,
+        chainId: chainId.toString(),
+        registry: registry.address,
+        taskId: taskId.toString(),
+        dataOwner,
+        commitment: hexlify(committed.commitment),
+        digests: committed.digests.map((d) => hexlify(d)),
+        salts: committed.salts.map((s) => hexlify(s)),
+        shares: encodedShares.map((bytes) => toHex(bytes)),
+        delivered: [],
+      };
+      // Persist before the transaction: if we crash after it is mined, the shares are not lost.
+      file.create(pending);
+      progress({ step: "commit", commitment: pending.commitment });
+    }
     try {
       const receipt = await registry.commitInput(taskId, pending.commitment);
       commitTx = receipt.hash;
     } catch (error) {
-      file.remove();
+      // Nothing was committed: a new submission is forgotten; the shares of a recommit are kept to try again.
+      if (encodedShares !== undefined) file.remove();
       throw error;
     }
   }
@@ -223,8 +252,9 @@ export async function submitInput(options: SubmitInputOptions): Promise<SubmitIn
               return "accepted" as const;
             } catch (error) {
               const e = toConsortError(error);
-              // The party already holds exactly this share (an earlier response was lost).
-              if (e.details.remoteCode === "DUPLICATE_INPUT") return "already-held" as const;
+              // The party already holds exactly this share (an earlier response was lost). A different
+              // share held is not this submission: never report it as delivered.
+              if (e.details.remoteCode === "DUPLICATE_INPUT" && e.details.identical === true) return "already-held" as const;
               throw e;
             }
           },
@@ -252,6 +282,42 @@ export async function submitInput(options: SubmitInputOptions): Promise<SubmitIn
       { retryable: true, details: { pendingFile: file.path } },
     );
   }
+  // Success only for a value the chain holds: a reorg during delivery may have removed the commitment.
+  const holds = await committedOnChain(registry, taskId, ownerIndex);
+  if (holds === undefined) {
+    throw new ConsortError(
+      "COMMITMENT_NOT_FOUND",
+      `the chain no longer holds ${dataOwner}'s commitment ${pending.commitment} to task ${taskId} (a chain reorganisation removed it); run the same command again to commit the same shares again`,
+      { retryable: true, details: { taskId: taskId.toString(), commitment: pending.commitment, pendingFile: file.path } },
+    );
+  }
+  if (holds !== pending.commitment.toLowerCase()) throw commitmentConflict(taskId, dataOwner, holds, pending.commitment, file.path);
   file.remove();
   return { taskId, dataOwner, commitment: pending.commitment, commitTx, deliveries };
+}
+
+/** The owner's commitment the chain holds now (lowercase hex), undefined when none. */
+async function committedOnChain(registry: RegistryClient, taskId: bigint, ownerIndex: number): Promise<string | undefined> {
+  const commitment = (await registry.inputCommitments(taskId))[ownerIndex];
+  return commitment === undefined || /^0x0+$/.test(commitment) ? undefined : commitment.toLowerCase();
+}
+
+function commitmentConflict(taskId: bigint, dataOwner: string, onChain: string, pending: string, pendingFile: string): ConsortError {
+  return new ConsortError(
+    "COMMITMENT_CONFLICT",
+    `the chain holds commitment ${onChain} for ${dataOwner} in task ${taskId}, not ${pending} of the pending submission ${pendingFile}; that input was committed elsewhere and cannot be changed`,
+    { details: { taskId: taskId.toString(), onChain, pending, pendingFile } },
+  );
+}
+
+/** Whether the pending submission shares `length` values among `parties` parties (what the task on chain now takes). */
+function fitsTask(pending: PendingSubmission, parties: number, length: number): boolean {
+  return pending.shares.length === parties && pending.shares.every((hex) => decodeFieldVector(storedShares(hex)).length === length);
+}
+
+/** Whether the pending submission's shares are of exactly these (encoded) values: reconstructed from t + 1 of them. */
+function sameValues(pending: PendingSubmission, values: readonly bigint[], threshold: number): boolean {
+  const shares = pending.shares.map((hex) => decodeFieldVector(storedShares(hex)));
+  const secret = reconstructVector(shares.slice(0, threshold + 1), threshold, shares.length);
+  return secret.length === values.length && secret.every((v, i) => v === values[i]);
 }

@@ -229,7 +229,7 @@ export class ComputeRunner {
     store.transaction(() => {
       // The chain may have moved on while this ran (finalized, expired, or the task reorged away): keep what it says.
       const now = store.getTask(task.taskId);
-      if (now === undefined || now.status !== "computing") return;
+      if (now === undefined || now.status !== "computing" || now.programHash !== task.programHash || now.createdBlock !== task.createdBlock) return;
       store.setTaskResult(task.taskId, result, resultHash);
       for (const [name, share] of run.requesterShares) store.putRequesterShare(task.taskId, name, encodeRequesterShare(share));
       store.setTaskStatus(task.taskId, "attesting");

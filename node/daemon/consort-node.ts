@@ -1,16 +1,17 @@
 import { join } from "node:path";
 import { getBytes, hexlify, type JsonRpcProvider, type Wallet } from "ethers";
 import { loadDeployment } from "../chain/deployments.ts";
-import { EventWatcher } from "../chain/event-watcher.ts";
+import { EventWatcher, type ChainCursor } from "../chain/event-watcher.ts";
 import { loadRegistryArtifact } from "../chain/registry-artifact.ts";
 import { RegistryClient } from "../chain/registry-client.ts";
 import { connectProvider } from "../chain/rpc-provider.ts";
+import { assertTaskOnChain } from "../chain/task-identity.ts";
 import type { TaskStateName } from "../chain/task-state.ts";
 import { TxSubmitter } from "../chain/tx-submitter.ts";
 import { ConsortError, isConsortError, toConsortError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { inputCommitment } from "../math/commitment.ts";
-import { NodeStore, type StoredTask } from "../store/node-store.ts";
+import { NodeStore, type ReorgRollback, type StoredTask } from "../store/node-store.ts";
 import { createNodeApi, startNodeApi, type RunningNodeApi } from "../transport/http-server.ts";
 import { PeerChannel } from "../transport/peer-channel.ts";
 import { maxFrameBytes } from "../transport/peer-frame.ts";
@@ -81,7 +82,7 @@ export class ConsortNode {
   private readonly directory: PartyDirectory;
   private readonly sessions: PeerSessions;
   private readonly channel: PeerChannel;
-  private readonly watcher: EventWatcher;
+  private readonly watcher: EventWatcher<ReorgRollback>;
   private readonly driver: TaskDriver;
   private readonly runner: ComputeRunner;
   private readonly attestor: ResultAttestor;
@@ -191,10 +192,7 @@ export class ConsortNode {
       store,
       apply: (events, cursor) => follower.apply(events, cursor),
       onError: (error) => logger.warn({ code: error.code, retryable: error.retryable }, `chain watcher: ${error.message}`),
-      onReorg: (from, to) => {
-        logger.warn({ from, to }, "chain reorganisation detected; re-reading from the fork point");
-        for (const task of store.listTasks()) wake(task.taskId);
-      },
+      onReorg: (from, to, rollback) => this.afterReorg(from, to, rollback),
     });
   }
 
@@ -300,14 +298,46 @@ export class ConsortNode {
     this.logger.info("consort node stopped");
   }
 
+  /**
+   * The store has rolled back what the removed blocks applied (in the same
+   * transaction as the watcher's rewind). A task removed, or sent back to
+   * awaiting inputs, stops its computation and forgets its rounds (its id may
+   * be handed out again); every touched task decides its next step afresh.
+   */
+  private afterReorg(from: ChainCursor, to: ChainCursor | undefined, rollback: ReorgRollback): void {
+    this.logger.warn(
+      {
+        from: from.blockNumber,
+        to: to?.blockNumber ?? null,
+        removedTasks: rollback.removedTasks.map(String),
+        removedCommitments: rollback.removedCommitments.map((c) => ({ taskId: c.taskId.toString(), dataOwner: c.dataOwner })),
+        revertedTasks: rollback.revertedTasks.map(String),
+      },
+      "chain reorganisation detected; rolled back the removed blocks and re-reading from the fork point",
+    );
+    for (const taskId of rollback.touchedTaskIds) {
+      const task = this.store.getTask(taskId);
+      if (task === undefined || task.status === "awaiting-inputs") {
+        this.runner.markOver(taskId, "rolled back by a chain reorganisation");
+        this.runner.forget(taskId);
+      }
+      this.driver.wake(taskId);
+    }
+  }
+
   // ------------------------------------------------------------- the life cycle
 
   /** One run of a task's job: gather what is known, decide the next step (./task-lifecycle.ts), take it. */
   private async runTask(taskId: bigint): Promise<StepOutcome> {
     const now = Date.now();
     const task = this.store.getTask(taskId);
-    if (task === undefined || task.status === "finalized" || task.status === "expired") {
-      this.finish(taskId);
+    if (task === undefined) {
+      // Removed by a reorg. The job stays, with its attempt: if the id comes back, its labels must not repeat the old task's.
+      this.finish(taskId, false);
+      return { step: "gone: removed by a chain reorganisation", nextRunAt: undefined };
+    }
+    if (task.status === "finalized" || task.status === "expired") {
+      this.finish(taskId, true);
       return { step: "done", nextRunAt: undefined };
     }
     const chain = await this.registry.taskState(taskId);
@@ -317,7 +347,7 @@ export class ConsortNode {
     const id = taskId.toString();
     switch (step.kind) {
       case "done":
-        this.finish(taskId);
+        this.finish(taskId, true);
         return { step: "done", nextRunAt: undefined };
       case "wait":
         return { step: `wait: ${step.reason}`, nextRunAt: step.until };
@@ -392,19 +422,23 @@ export class ConsortNode {
     return complete;
   }
 
-  /** The registry holds, at its head, the task and input commitments this node applied (a node never computes on what the chain does not hold). */
+  /**
+   * The registry holds, at its head, the task and the input commitments this
+   * node applied: a node never computes on what the chain does not hold (a
+   * reorg its watcher has not processed yet).
+   */
   private async chainAgrees(task: StoredTask): Promise<boolean> {
-    const [record, onChain] = await Promise.all([this.registry.getTask(task.taskId), this.registry.inputCommitments(task.taskId)]);
+    try {
+      await assertTaskOnChain(this.registry, task);
+    } catch (error) {
+      if (toConsortError(error).code !== "CHAIN_NOT_SYNCED") throw error;
+      this.logger.warn({ taskId: task.taskId.toString() }, `waiting for the watcher: ${toConsortError(error).message}`);
+      return false;
+    }
+    const onChain = await this.registry.inputCommitments(task.taskId);
     const stored = this.store.getCommitments(task.taskId);
-    const agrees =
-      record.programHash.toLowerCase() === task.programHash.toLowerCase() &&
-      record.threshold === task.threshold &&
-      record.parties.length === task.parties.length &&
-      record.parties.every((p, i) => sameAddress(p, task.parties[i]!)) &&
-      record.dataOwners.length === task.dataOwners.length &&
-      record.dataOwners.every((o, i) => sameAddress(o, task.dataOwners[i]!)) &&
-      task.dataOwners.every((o, i) => stored.get(o)?.toLowerCase() === onChain[i]?.toLowerCase());
-    if (!agrees) this.logger.warn({ taskId: task.taskId.toString() }, "the registry and this node's store disagree on the task; waiting for the watcher to catch up");
+    const agrees = task.dataOwners.every((o, i) => stored.get(o)?.toLowerCase() === onChain[i]?.toLowerCase());
+    if (!agrees) this.logger.info({ taskId: task.taskId.toString() }, "the registry holds input commitments this node has not applied yet; waiting for the watcher");
     return agrees;
   }
 
@@ -451,13 +485,13 @@ export class ConsortNode {
     }
   }
 
-  /** The task is over here (or gone): drop what is held for it in memory, its unsent transactions and its job. */
-  private finish(taskId: bigint): void {
+  /** The task is over here (or gone): drop what is held for it in memory, its unsent transactions and (if over) its job. */
+  private finish(taskId: bigint, deleteJob: boolean): void {
     this.runner.markOver(taskId, "over");
     this.runner.forget(taskId);
     this.submitter.forget(finalizeKey(taskId));
     this.submitter.forget(expireKey(taskId));
-    this.store.deleteJob(taskId);
+    if (deleteJob) this.store.deleteJob(taskId);
   }
 
   /** A step threw: log it with its task; a fatal error fails the task here (the chain still finalizes or expires it). */

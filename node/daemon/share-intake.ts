@@ -1,5 +1,6 @@
 import { getAddress, getBytes, hexlify } from "ethers";
 import type { RegistryClient } from "../chain/registry-client.ts";
+import { assertTaskOnChain } from "../chain/task-identity.ts";
 import { ConsortError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { inputCommitment, shareDigestOfEncoded, type InputContext } from "../math/commitment.ts";
@@ -87,6 +88,8 @@ export class ShareIntake {
         details: { taskId: submission.taskId, dataOwner },
       });
     }
+    // The id may name another task since a reorg this node has not processed yet.
+    await assertTaskOnChain(this.#o.registry, task);
     if (submission.digests.length !== task.parties.length) {
       throw new ConsortError(
         "BAD_REQUEST",
@@ -109,7 +112,8 @@ export class ShareIntake {
         details: { taskId: submission.taskId, dataOwner },
       });
     }
-    let commitment = this.#o.store.getCommitments(taskId).get(dataOwner);
+    const storedCommitment = this.#o.store.getCommitments(taskId).get(dataOwner);
+    let commitment = storedCommitment;
     if (commitment === undefined) {
       // The watcher may not have applied the InputCommitted event yet (confirmations): read the chain directly.
       const onChain = (await this.#o.registry.inputCommitments(taskId))[ownerIndex];
@@ -122,6 +126,15 @@ export class ShareIntake {
       commitment = onChain;
     }
     if (hexlify(inputCommitment(ctx, digests)) !== commitment.toLowerCase()) {
+      if (storedCommitment !== undefined) {
+        const onChain = (await this.#o.registry.inputCommitments(taskId))[ownerIndex];
+        if (onChain?.toLowerCase() !== storedCommitment.toLowerCase()) {
+          throw new ConsortError("CHAIN_NOT_SYNCED", `data owner ${dataOwner}'s commitment to task ${taskId} changed on chain (a reorg this party has not processed yet)`, {
+            retryable: true,
+            details: { taskId: submission.taskId, dataOwner },
+          });
+        }
+      }
       throw new ConsortError("COMMITMENT_MISMATCH", `the submitted digests do not match data owner ${dataOwner}'s on-chain commitment ${commitment}`, {
         details: { taskId: submission.taskId, dataOwner, commitment },
       });
@@ -134,6 +147,7 @@ export class ShareIntake {
       values: vector,
       digests: concatenated,
       receivedAt: Date.now(),
+      commitment: commitment.toLowerCase(),
     });
     if (outcome !== "inserted") {
       throw new ConsortError("DUPLICATE_INPUT", `party ${this.#o.address} already holds data owner ${dataOwner}'s share for task ${taskId}`, {

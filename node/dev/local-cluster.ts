@@ -20,13 +20,14 @@ import type { NodeConfigInput } from "../daemon/node-config.ts";
 /**
  * Local, single-machine clusters for the demo, the end-to-end tests and the
  * benchmarks: an embedded chain (Hardhat's EDR served over JSON-RPC on
- * 127.0.0.1) and Consort nodes as separate OS processes. Nothing here is
- * used by a production node.
+ * 127.0.0.1, or Foundry's anvil where a test needs reorgs) and Consort nodes
+ * as separate OS processes. Nothing here is used by a production node.
  */
 
 export const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const HARDHAT_CLI = join(PROJECT_ROOT, "node_modules", "hardhat", "dist", "src", "cli.js");
 const CONSORT_CLI = join(PROJECT_ROOT, "node", "cli", "consort.ts");
+const ANVIL_CLI = join(PROJECT_ROOT, "node_modules", "@foundry-rs", "anvil", "bin.mjs");
 
 /** Hardhat's well-known development mnemonic: its accounts are funded on the local chain and nowhere else. */
 const DEV_MNEMONIC = "test test test test test test test test test test test junk";
@@ -156,6 +157,36 @@ export async function startLocalChain(workDir: string, port?: number): Promise<L
   try {
     await until("the local chain", 90_000, async () => {
       if (!listening.seen()) throw new ConsortError("RPC_UNAVAILABLE", `the local chain has not said it listens at ${rpcUrl} yet`);
+      return probeChainId(rpcUrl, 1_000);
+    }, managed.exitInfo);
+  } catch (error) {
+    await managed.stop();
+    throw error;
+  }
+  return { ...managed, rpcUrl };
+}
+
+/**
+ * Starts anvil (Foundry's local node) on 127.0.0.1: it mines a block per
+ * transaction, funds the development mnemonic's first 20 accounts (the same
+ * keys as devWallet), and answers evm_snapshot / evm_revert / anvil_reorg,
+ * with which a test replaces blocks the nodes have already applied.
+ */
+export async function startAnvilChain(workDir: string, port?: number): Promise<LocalChain> {
+  mkdirSync(workDir, { recursive: true });
+  const chosen = port ?? (await freePort());
+  const logFile = join(workDir, "anvil.log");
+  const child = spawnLogged(
+    [ANVIL_CLI, "--host", "127.0.0.1", "--port", String(chosen), "--mnemonic", DEV_MNEMONIC, "--accounts", "20", "--chain-id", "31337"],
+    logFile,
+    { ...process.env, NO_COLOR: "1" },
+  );
+  const managed = manage(child, logFile);
+  const rpcUrl = `http://127.0.0.1:${chosen}`;
+  const listening = announced(child, `Listening on 127.0.0.1:${chosen}`);
+  try {
+    await until("anvil", 60_000, async () => {
+      if (!listening.seen()) throw new ConsortError("RPC_UNAVAILABLE", `anvil has not said it listens at ${rpcUrl} yet`);
       return probeChainId(rpcUrl, 1_000);
     }, managed.exitInfo);
   } catch (error) {

@@ -49,6 +49,13 @@ export interface StoredShare {
   /** The data owner's per-party digests, concatenated (32 bytes each, party order). */
   readonly digests: Uint8Array;
   readonly receivedAt: number;
+  /**
+   * The on-chain commitment the digests were verified against (lowercase hex).
+   * A share is used only while the store holds this same commitment: after a
+   * reorg the owner may commit anew, and the old share must not count.
+   * Undefined only for shares stored before this was recorded.
+   */
+  readonly commitment: string | undefined;
 }
 
 export interface StoredAttestation {
@@ -157,6 +164,52 @@ CREATE TABLE IF NOT EXISTS signed_txs (
 );
 `;
 
+/**
+ * Columns that let a reorg undo what the removed blocks applied. Kept apart
+ * from SCHEMA and added in place (ALTER TABLE) so a store written before they
+ * existed opens unchanged.
+ */
+const REORG_COLUMNS: readonly { table: string; column: string; type: string }[] = [
+  // JSON: the task's state just before the event was applied (see TaskSnapshot).
+  { table: "chain_events", column: "prior", type: "TEXT" },
+  // The commitment a share was verified against (StoredShare.commitment).
+  { table: "shares", column: "commitment", type: "TEXT" },
+];
+
+/** Every table holding rows of one task, keyed by task_id: a task removed by a reorg goes from all of them. */
+const TASK_TABLES = ["tasks", "commitments", "shares", "messages", "requester_shares", "attestations"] as const;
+
+/** What a task looked like before an event touched it; a reorg that removes the event restores it. */
+interface TaskSnapshot {
+  readonly task: {
+    readonly status: LocalTaskStatus;
+    readonly error: string | null;
+    readonly result: string | null;
+    readonly resultHash: string | null;
+    readonly finalizedBlock: number | null;
+    readonly finalizeTx: string | null;
+  } | null;
+  /**
+   * The largest rowid among the task's commitments then. A commitment is
+   * inserted once per owner (the chain takes one), so those inserted later,
+   * with larger rowids, are exactly the ones later events applied: this one
+   * number stands for the whole list (up to 256 owners per task).
+   */
+  readonly commitmentRowid: number;
+}
+
+/** What rolling back the removed blocks changed in the store. */
+export interface ReorgRollback {
+  /** Tasks whose TaskCreated was removed: deleted with all their rows. */
+  readonly removedTasks: readonly bigint[];
+  /** Commitments whose InputCommitted was removed (a share verified against one is not used unless it is committed again). */
+  readonly removedCommitments: readonly { readonly taskId: bigint; readonly dataOwner: string }[];
+  /** Tasks still known whose local status was put back (a finalization or expiry removed, or an input). */
+  readonly revertedTasks: readonly bigint[];
+  /** Every task the rollback changed, in id order: the node must reconsider (or abandon) each. */
+  readonly touchedTaskIds: readonly bigint[];
+}
+
 /** How many processed range ends are kept to find the fork point after a reorg. */
 const CURSOR_HISTORY_LIMIT = 256;
 
@@ -202,6 +255,7 @@ export class NodeStore {
       }
       db.exec(SCHEMA);
       db.exec(JOB_SCHEMA);
+      store.addReorgColumns();
       if (version === undefined) store.setMeta("schema_version", String(SCHEMA_VERSION));
       return store;
     } catch (error) {
@@ -294,26 +348,28 @@ export class NodeStore {
 
   /**
    * After a reorg: forget processed positions above `cursor` (all of them when
-   * undefined) and the event keys seen above it, so the replaced blocks' events
-   * are applied again.
+   * undefined) and undo what the events of the removed blocks applied, in one
+   * transaction (see rollbackAbove).
    */
-  rewindTo(cursor: ChainCursor | undefined): void {
-    const above = cursor?.blockNumber ?? -1;
-    this.transaction(() => {
-      this.run("DELETE FROM cursor_history WHERE block_number > ?", above);
-      this.run("DELETE FROM chain_events WHERE block_number > ?", above);
-    });
+  rewindTo(cursor: ChainCursor | undefined): ReorgRollback {
+    return this.rollbackAbove(cursor?.blockNumber ?? -1);
   }
 
-  /** Marks a chain event as applied; false when it was applied before (so it is skipped). */
+  /**
+   * Marks a chain event as applied; false when it was applied before (so it is
+   * skipped). Call it before applying the event's effects: for a task event it
+   * records the task's state as it is now, which a reorg that removes the
+   * event restores.
+   */
   markEventApplied(eventKey: string, blockNumber: number, name: string, taskId: bigint | undefined): boolean {
     return (
       this.run(
-        "INSERT OR IGNORE INTO chain_events (event_key, block_number, name, task_id) VALUES (?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO chain_events (event_key, block_number, name, task_id, prior) VALUES (?, ?, ?, ?, ?)",
         eventKey,
         blockNumber,
         name,
         taskId === undefined ? null : taskId.toString(),
+        taskId === undefined ? null : JSON.stringify(this.taskSnapshot(taskId)),
       ) === 1
     );
   }
@@ -381,13 +437,23 @@ export class NodeStore {
 
   // -------------------------------------------------------------- commitments
 
+  /** Records an owner's on-chain commitment; a stored share verified against another commitment is dropped. */
   putCommitment(taskId: bigint, dataOwner: string, commitment: string): void {
-    this.run(
-      "INSERT INTO commitments (task_id, data_owner, commitment) VALUES (?, ?, ?) ON CONFLICT(task_id, data_owner) DO UPDATE SET commitment = excluded.commitment",
-      taskId.toString(),
-      dataOwner,
-      commitment,
-    );
+    const lower = commitment.toLowerCase();
+    this.transaction(() => {
+      this.run(
+        "INSERT INTO commitments (task_id, data_owner, commitment) VALUES (?, ?, ?) ON CONFLICT(task_id, data_owner) DO UPDATE SET commitment = excluded.commitment",
+        taskId.toString(),
+        dataOwner,
+        lower,
+      );
+      this.run(
+        "DELETE FROM shares WHERE task_id = ? AND data_owner = ? AND commitment IS NOT NULL AND commitment != ?",
+        taskId.toString(),
+        dataOwner,
+        lower,
+      );
+    });
   }
 
   getCommitments(taskId: bigint): Map<string, string> {
@@ -401,14 +467,20 @@ export class NodeStore {
 
   // ------------------------------------------------------------------- shares
 
-  /** Stores a verified share; "conflict" when this data owner's share for the task is already stored. */
+  /**
+   * Stores a verified share; "identical" when this very share is stored,
+   * "conflict" when a different one verified against the same commitment is.
+   * A stored share verified against another commitment is stale (that
+   * commitment was reorged away) and is replaced.
+   */
   putShare(taskId: bigint, share: StoredShare): PutOutcome {
+    const commitment = share.commitment?.toLowerCase() ?? null;
     const existing = this.get(
-      "SELECT salt, share_values, digests FROM shares WHERE task_id = ? AND data_owner = ?",
+      "SELECT salt, share_values, digests, commitment FROM shares WHERE task_id = ? AND data_owner = ?",
       taskId.toString(),
       share.dataOwner,
     );
-    if (existing !== undefined) {
+    if (existing !== undefined && (existing.commitment === null || commitment === null || existing.commitment === commitment)) {
       const same =
         bytesEqual(existing.salt as Uint8Array, share.salt) &&
         bytesEqual(existing.share_values as Uint8Array, share.values) &&
@@ -416,20 +488,31 @@ export class NodeStore {
       return same ? "identical" : "conflict";
     }
     this.run(
-      "INSERT INTO shares (task_id, data_owner, salt, share_values, digests, received_at) VALUES (?, ?, ?, ?, ?, ?)",
+      `INSERT INTO shares (task_id, data_owner, salt, share_values, digests, received_at, commitment) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(task_id, data_owner) DO UPDATE SET salt = excluded.salt, share_values = excluded.share_values,
+         digests = excluded.digests, received_at = excluded.received_at, commitment = excluded.commitment`,
       taskId.toString(),
       share.dataOwner,
       share.salt,
       share.values,
       share.digests,
       share.receivedAt,
+      commitment,
     );
     return "inserted";
   }
 
+  /**
+   * The task's shares, leaving out any verified against a commitment other
+   * than the one the store holds for that owner (never to be computed on).
+   */
   getShares(taskId: bigint): Map<string, StoredShare> {
     return new Map(
-      this.all("SELECT * FROM shares WHERE task_id = ?", taskId.toString()).map((r) => [
+      this.all(
+        `SELECT s.* FROM shares s LEFT JOIN commitments c ON c.task_id = s.task_id AND c.data_owner = s.data_owner
+         WHERE s.task_id = ? AND (s.commitment IS NULL OR c.commitment IS NULL OR s.commitment = c.commitment)`,
+        taskId.toString(),
+      ).map((r) => [
         String(r.data_owner),
         {
           dataOwner: String(r.data_owner),
@@ -437,6 +520,7 @@ export class NodeStore {
           values: r.share_values as Uint8Array,
           digests: r.digests as Uint8Array,
           receivedAt: Number(r.received_at),
+          commitment: optionalString(r.commitment),
         },
       ]),
     );
@@ -638,7 +722,141 @@ export class NodeStore {
   deleteSignedTx(key: string): void {
     this.run("DELETE FROM signed_txs WHERE tx_key = ?", key);
   }
+
+  // ------------------------------------------------------------------- reorgs
+
+  private addReorgColumns(): void {
+    for (const { table, column, type } of REORG_COLUMNS) {
+      const columns = this.db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[];
+      if (!columns.some((c) => c.name === column)) this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+    }
+  }
+
+  private taskSnapshot(taskId: bigint): TaskSnapshot {
+    const row = this.get("SELECT status, error, result, result_hash, finalized_block, finalize_tx FROM tasks WHERE task_id = ?", taskId.toString());
+    return {
+      task:
+        row === undefined
+          ? null
+          : {
+              status: String(row.status) as LocalTaskStatus,
+              error: optionalString(row.error) ?? null,
+              result: row.result === null ? null : Buffer.from(row.result as Uint8Array).toString("hex"),
+              resultHash: optionalString(row.result_hash) ?? null,
+              finalizedBlock: row.finalized_block === null ? null : Number(row.finalized_block),
+              finalizeTx: optionalString(row.finalize_tx) ?? null,
+            },
+      commitmentRowid: Number(this.get("SELECT MAX(rowid) AS m FROM commitments WHERE task_id = ?", taskId.toString())?.m ?? 0),
+    };
+  }
+
+  /** Drops a task and every row that belongs to it. */
+  private deleteTaskRows(taskId: bigint): void {
+    for (const table of TASK_TABLES) this.run(`DELETE FROM ${table} WHERE task_id = ?`, taskId.toString());
+  }
+
+  /** Forgets a task's progress past its inputs: the result, the signatures over it and the protocol's messages. */
+  private resetTaskProgress(taskId: bigint): void {
+    const id = taskId.toString();
+    this.run("UPDATE tasks SET status = 'awaiting-inputs', error = NULL, result = NULL, result_hash = NULL, finalized_block = NULL, finalize_tx = NULL WHERE task_id = ?", id);
+    for (const table of ["attestations", "requester_shares", "messages"]) this.run(`DELETE FROM ${table} WHERE task_id = ?`, id);
+  }
+
+  /**
+   * Undoes everything applied from blocks above `blockNumber` (they left the
+   * canonical chain), in one transaction with forgetting their event keys and
+   * the processed positions above it:
+   * - a task whose TaskCreated was removed goes, with all its rows;
+   * - a removed InputCommitted takes its commitment (the share received
+   *   against it is never used unless the same commitment is applied again);
+   *   a task that had gone on to compute on it is put back to
+   *   awaiting-inputs (its result and signatures covered the removed input);
+   * - a removed TaskFinalized or TaskExpired puts back the task's status as
+   *   it was before that event.
+   * Restoring uses the snapshot markEventApplied took before the oldest
+   * removed event of each task.
+   */
+  rollbackAbove(blockNumber: number): ReorgRollback {
+    return this.transaction(() => {
+      const byTask = new Map<string, { name: string; prior: TaskSnapshot | undefined }[]>();
+      for (const row of this.all("SELECT name, task_id, prior FROM chain_events WHERE block_number > ? AND task_id IS NOT NULL ORDER BY rowid", blockNumber)) {
+        const id = String(row.task_id);
+        const events = byTask.get(id) ?? [];
+        events.push({ name: String(row.name), prior: row.prior === null ? undefined : (JSON.parse(String(row.prior)) as TaskSnapshot) });
+        byTask.set(id, events);
+      }
+      for (const row of this.all("SELECT task_id FROM tasks WHERE created_block > ?", blockNumber)) {
+        if (!byTask.has(String(row.task_id))) byTask.set(String(row.task_id), [{ name: "TaskCreated", prior: undefined }]);
+      }
+      const removedTasks: bigint[] = [];
+      const removedCommitments: { taskId: bigint; dataOwner: string }[] = [];
+      const revertedTasks: bigint[] = [];
+      for (const [id, events] of byTask) {
+        const taskId = BigInt(id);
+        const task = this.getTask(taskId);
+        if (task === undefined) continue;
+        if (task.createdBlock > blockNumber || events.some((e) => e.name === "TaskCreated")) {
+          this.deleteTaskRows(taskId);
+          removedTasks.push(taskId);
+          continue;
+        }
+        // Before the oldest removed event (undefined for an event applied before snapshots were kept).
+        const prior = events[0]!.prior;
+        let reverted = false;
+        if (events.some((e) => e.name === "TaskFinalized" || e.name === "TaskExpired")) {
+          if (prior?.task !== null && prior?.task !== undefined) {
+            const t = prior.task;
+            this.run(
+              "UPDATE tasks SET status = ?, error = ?, result = ?, result_hash = ?, finalized_block = ?, finalize_tx = ? WHERE task_id = ?",
+              t.status,
+              t.error,
+              t.result === null ? null : Buffer.from(t.result, "hex"),
+              t.resultHash,
+              t.finalizedBlock,
+              t.finalizeTx,
+              id,
+            );
+          } else {
+            // Without a snapshot the result held may be the chain's, not one this node computed: start over.
+            this.resetTaskProgress(taskId);
+          }
+          reverted = true;
+        }
+        if (events.some((e) => e.name === "InputCommitted")) {
+          if (prior !== undefined) {
+            for (const row of this.all("SELECT data_owner FROM commitments WHERE task_id = ? AND rowid > ? ORDER BY rowid", id, prior.commitmentRowid)) {
+              const owner = String(row.data_owner);
+              // The owner's share stays, bound to this commitment: it counts again only if the new chain
+              // holds the same commitment (the owner committed the same shares again), and is replaced by
+              // the share of any other (putShare, putCommitment). Dropping it here would lose the share of
+              // a recommit that a party answered "already held" before it noticed the reorg.
+              this.run("DELETE FROM commitments WHERE task_id = ? AND data_owner = ?", id, owner);
+              removedCommitments.push({ taskId, dataOwner: owner });
+            }
+          }
+          const status = this.getTask(taskId)!.status;
+          // A failure recorded before the inputs came (an invalid program) stands; any progress on the removed inputs does not.
+          if (!(status === "failed" && prior?.task?.status === "failed")) {
+            if (status !== "awaiting-inputs") reverted = true;
+            this.resetTaskProgress(taskId);
+          }
+        }
+        if (reverted) revertedTasks.push(taskId);
+      }
+      this.run("DELETE FROM cursor_history WHERE block_number > ?", blockNumber);
+      this.run("DELETE FROM chain_events WHERE block_number > ?", blockNumber);
+      const touched = new Set([...removedTasks, ...removedCommitments.map((c) => c.taskId), ...revertedTasks]);
+      const byId = (a: bigint, b: bigint) => (a < b ? -1 : a > b ? 1 : 0);
+      return {
+        removedTasks: removedTasks.sort(byId),
+        removedCommitments,
+        revertedTasks: revertedTasks.sort(byId),
+        touchedTaskIds: [...touched].sort(byId),
+      };
+    });
+  }
 }
+
 
 export interface StoredJob {
   readonly taskId: bigint;

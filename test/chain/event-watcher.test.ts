@@ -3,15 +3,15 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { network } from "hardhat";
-import { JsonRpcProvider, Network, SigningKey, keccak256, toUtf8Bytes } from "ethers";
+import { JsonRpcProvider, Network, SigningKey, getBytes, keccak256, toUtf8Bytes } from "ethers";
 import type { Contract, ContractTransactionResponse, Provider } from "ethers";
 import { deployRegistry } from "../../node/chain/deployments.ts";
 import { EventWatcher } from "../../node/chain/event-watcher.ts";
-import type { ApplyEvents, ChainCursor, EventWatcherOptions, WatchedEvent } from "../../node/chain/event-watcher.ts";
+import type { ApplyEvents, ChainCursor, EventWatcherOptions, RewindOutcome, WatchedEvent } from "../../node/chain/event-watcher.ts";
 import { loadRegistryArtifact } from "../../node/chain/registry-artifact.ts";
 import { RegistryClient } from "../../node/chain/registry-client.ts";
 import { ConsortError } from "../../node/errors.ts";
-import { NodeStore } from "../../node/store/node-store.ts";
+import { NodeStore, type ReorgRollback } from "../../node/store/node-store.ts";
 
 const { ethers, networkHelpers } = await network.create();
 type Account = Awaited<ReturnType<typeof ethers.getSigners>>[number];
@@ -56,7 +56,7 @@ describe("chain/event-watcher", function () {
   let deployBlock: number;
   let dir: string;
   let stores: NodeStore[];
-  let watchers: EventWatcher[];
+  let watchers: { stop(): Promise<void> }[];
 
   beforeEach(async () => {
     accounts = await ethers.getSigners();
@@ -94,8 +94,10 @@ describe("chain/event-watcher", function () {
     };
   }
 
-  function watcher(options: Partial<EventWatcherOptions> & Pick<EventWatcherOptions, "store" | "apply">): EventWatcher {
-    const w = new EventWatcher({
+  function watcher<R extends RewindOutcome = RewindOutcome>(
+    options: Partial<EventWatcherOptions<R>> & Pick<EventWatcherOptions<R>, "store" | "apply">,
+  ): EventWatcher<R> {
+    const w = new EventWatcher<R>({
       provider: ethers.provider,
       address: registry.address,
       iface: loadRegistryArtifact().iface,
@@ -439,6 +441,118 @@ describe("chain/event-watcher", function () {
     expect(store.countAppliedEvents()).to.equal(4);
     for (const c of store.cursorHistory()) expect((await ethers.provider.getBlock(c.blockNumber))!.hash).to.equal(c.blockHash);
   });
+
+  /** The node's task handlers (consort-node.ts applyEvent) reduced to their store effects, applied as the node does. */
+  function taskApply(store: NodeStore, received: WatchedEvent[] = []): ApplyEvents {
+    return (events, cursor) => {
+      received.push(...events);
+      store.transaction(() => {
+        for (const event of events) {
+          const a = event.args;
+          const taskId = TASK_EVENTS.has(event.name) ? (a.getValue("taskId") as bigint) : undefined;
+          if (!store.markEventApplied(event.key, event.blockNumber, event.name, taskId)) continue;
+          if (event.name === "TaskCreated") {
+            store.insertTask({
+              taskId: taskId!,
+              programHash: a.getValue("programHash") as string,
+              program: getBytes(a.getValue("program") as string),
+              requester: a.getValue("requester") as string,
+              parties: [...(a.getValue("parties") as string[])],
+              dataOwners: [...(a.getValue("dataOwners") as string[])],
+              threshold: Number(a.getValue("threshold")),
+              inputDeadline: a.getValue("inputDeadline") as bigint,
+              resultDeadline: a.getValue("resultDeadline") as bigint,
+              createdBlock: event.blockNumber,
+            });
+          } else if (event.name === "InputCommitted") {
+            store.putCommitment(taskId!, a.getValue("dataOwner") as string, a.getValue("commitment") as string);
+          }
+        }
+        store.advanceCursor(cursor);
+      });
+    };
+  }
+
+  async function createTaskWith(program: string): Promise<bigint> {
+    for (const i of [1, 2, 3]) if (!(await registry.isRegistered(at(accounts, i).address))) await register(i);
+    const now = BigInt((await ethers.provider.getBlock("latest"))!.timestamp);
+    const { taskId } = await registry.connectRunner(at(accounts, 6)).createTask({
+      program: toUtf8Bytes(program),
+      parties: [1, 2, 3].map((i) => at(accounts, i).address),
+      dataOwners: [4, 5].map((i) => at(accounts, i).address),
+      threshold: 1,
+      inputDeadline: now + 10_000n,
+      resultDeadline: now + 20_000n,
+    });
+    return taskId;
+  }
+
+  for (const confirmations of [0, 2]) {
+    describe(`a reorg rolls back the store (confirmations ${confirmations})`, () => {
+      it("a task whose TaskCreated was removed goes; the new task under the same id is stored in its place", async () => {
+        const store = openStore();
+        const rollbacks: ReorgRollback[] = [];
+        const w = watcher({ store, confirmations, apply: taskApply(store), onReorg: (_from, _to, rollback) => rollbacks.push(rollback) });
+        for (const i of [1, 2, 3]) await register(i);
+        await networkHelpers.mine(confirmations);
+        await w.pollOnce();
+        const snapshot = (await ethers.provider.send("evm_snapshot", [])) as string;
+        const oldId = await createTaskWith("the old program");
+        await commit(oldId, 4);
+        await networkHelpers.mine(confirmations + 3);
+        await w.pollOnce();
+        const old = store.getTask(oldId)!;
+        expect(store.getCommitments(oldId).size).to.equal(1);
+
+        // Five blocks replaced; the id is handed out again, to another program.
+        expect(await ethers.provider.send("evm_revert", [snapshot])).to.equal(true);
+        await networkHelpers.mine(2);
+        const newId = await createTaskWith("the new program");
+        expect(newId).to.equal(oldId);
+        await networkHelpers.mine(confirmations + 3);
+        await w.pollOnce();
+
+        expect(rollbacks).to.deep.equal([{ removedTasks: [oldId], removedCommitments: [], revertedTasks: [], touchedTaskIds: [oldId] }]);
+        const now = store.getTask(newId)!;
+        expect(now.programHash).to.equal((await registry.getTask(newId)).programHash);
+        expect(now.programHash).to.not.equal(old.programHash);
+        expect(new TextDecoder().decode(now.program)).to.equal("the new program");
+        expect(store.getCommitments(newId).size, "the old task's commitment went with it").to.equal(0);
+      });
+
+      it("a removed InputCommitted takes its commitment; the owner's new commitment is stored and the old share dropped", async () => {
+        const store = openStore();
+        const rollbacks: ReorgRollback[] = [];
+        const w = watcher({ store, confirmations, apply: taskApply(store), onReorg: (_from, _to, rollback) => rollbacks.push(rollback) });
+        const taskId = await createTask();
+        await commit(taskId, 5);
+        await networkHelpers.mine(confirmations);
+        await w.pollOnce();
+        const kept = store.getCommitments(taskId);
+        const snapshot = (await ethers.provider.send("evm_snapshot", [])) as string;
+        const old = keccak256(toUtf8Bytes("owner 4 commits 1000"));
+        await registry.connectRunner(at(accounts, 4)).commitInput(taskId, old);
+        await networkHelpers.mine(confirmations);
+        await w.pollOnce();
+        expect(store.getCommitments(taskId).get(at(accounts, 4).address)).to.equal(old);
+        store.putShare(taskId, { dataOwner: at(accounts, 4).address, salt: new Uint8Array(32), values: new Uint8Array(32), digests: new Uint8Array(96), receivedAt: 1, commitment: old });
+
+        expect(await ethers.provider.send("evm_revert", [snapshot])).to.equal(true);
+        await networkHelpers.mine(1);
+        const fresh = keccak256(toUtf8Bytes("owner 4 commits 5000"));
+        await registry.connectRunner(at(accounts, 4)).commitInput(taskId, fresh);
+        await networkHelpers.mine(confirmations + 1);
+        await w.pollOnce();
+
+        expect(rollbacks).to.have.length(1);
+        expect(rollbacks[0]!.removedCommitments).to.deep.equal([{ taskId, dataOwner: at(accounts, 4).address }]);
+        expect(rollbacks[0]!.touchedTaskIds).to.deep.equal([taskId]);
+        expect(store.getCommitments(taskId)).to.deep.equal(new Map([...kept, [at(accounts, 4).address, fresh]]));
+        expect(store.getShares(taskId).size, "the share of the removed commitment is gone once another is committed").to.equal(0);
+        expect((await registry.inputCommitments(taskId))[0]).to.equal(fresh);
+      });
+    });
+  }
 
   describe("RPC failures", () => {
     it("an unreachable RPC endpoint fails a poll with a retryable RPC_UNAVAILABLE, also through onError", async () => {

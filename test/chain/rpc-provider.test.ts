@@ -143,7 +143,7 @@ describe("chain/rpc-provider", function () {
         store: {
           loadCursor: (): ChainCursor | undefined => undefined,
           cursorHistory: () => [],
-          rewindTo: () => undefined,
+          rewindTo: () => ({ touchedTaskIds: [] }),
         },
         apply: () => expect.fail("nothing can be applied from a silent RPC"),
         onError: (error) => {

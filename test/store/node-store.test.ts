@@ -33,8 +33,8 @@ function taskFixture(taskId: bigint) {
   };
 }
 
-function share(dataOwner: string, seed: number): StoredShare {
-  return { dataOwner, salt: bytes(32, seed), values: bytes(64, seed + 1), digests: bytes(96, seed + 2), receivedAt: 1_700_000_000_000 + seed };
+function share(dataOwner: string, seed: number, commitment: string | undefined = hash(0x11)): StoredShare {
+  return { dataOwner, salt: bytes(32, seed), values: bytes(64, seed + 1), digests: bytes(96, seed + 2), receivedAt: 1_700_000_000_000 + seed, commitment };
 }
 
 function thrown(fn: () => unknown): unknown {
@@ -362,6 +362,228 @@ describe("store/node-store", () => {
       expect(store.putAttestation(6n, a)).to.equal("inserted");
       expect(store.getAttestations(5n)).to.deep.equal([b, a]);
       expect(store.getAttestations(7n)).to.deep.equal([]);
+    });
+  });
+
+  describe("reorg rollback", () => {
+    /** What the node's apply does with one event: mark it (taking the snapshot), apply its effect, advance the cursor; one transaction. */
+    function applyEvent(block: number, name: string, taskId: bigint, effect: () => void): void {
+      store.transaction(() => {
+        if (store.markEventApplied(`0xtx${block}-${name}-${taskId}:0`, block, name, taskId)) effect();
+        store.advanceCursor({ blockNumber: block, blockHash: hash(block) });
+      });
+    }
+
+    /** Task 1 created at block 10 with owner 0's commitment at block 11; its rows are the "kept" state. */
+    function keptTask(): void {
+      applyEvent(10, "TaskCreated", 1n, () => store.insertTask({ ...taskFixture(1n), createdBlock: 10 }));
+      applyEvent(11, "InputCommitted", 1n, () => store.putCommitment(1n, OWNERS[0]!, hash(0x11)));
+      store.putShare(1n, share(OWNERS[0]!, 1, hash(0x11)));
+    }
+
+    /** Every row one task can have besides its commitments and shares. */
+    function progressRows(taskId: bigint): { attestations: number; requesterShares: number; message: boolean } {
+      return {
+        attestations: store.getAttestations(taskId).length,
+        requesterShares: store.getRequesterShares(taskId).size,
+        message: store.getMessage(taskId, 0, "attest", PARTIES[1]!) !== undefined,
+      };
+    }
+
+    function addProgress(taskId: bigint): void {
+      store.setTaskStatus(taskId, "computing");
+      store.setTaskResult(taskId, bytes(40, 3), hash(0xab));
+      store.setTaskStatus(taskId, "attesting");
+      store.putRequesterShare(taskId, "total", bytes(20, 4));
+      store.putAttestation(taskId, { signer: PARTIES[0]!, resultHash: hash(0xab), signature: "0x" + "ee".repeat(65) });
+      store.putMessage(taskId, 0, "attest", PARTIES[1]!, bytes(97, 5));
+    }
+
+    it("removes a task whose TaskCreated was reorged away, with every row it had, and keeps the others", () => {
+      keptTask();
+      applyEvent(20, "TaskCreated", 2n, () => store.insertTask({ ...taskFixture(2n), createdBlock: 20 }));
+      applyEvent(21, "InputCommitted", 2n, () => store.putCommitment(2n, OWNERS[0]!, hash(0x21)));
+      applyEvent(21, "InputCommitted", 2n, () => store.putCommitment(2n, OWNERS[1]!, hash(0x22)));
+      store.putShare(2n, share(OWNERS[0]!, 2, hash(0x21)));
+      store.putShare(2n, share(OWNERS[1]!, 3, hash(0x22)));
+      addProgress(2n);
+      // Another node's task (not stored here) created above the fork: nothing to remove, not reported.
+      store.markEventApplied("0xother:0", 22, "TaskCreated", 3n);
+      const kept = { task: store.getTask(1n), commitments: store.getCommitments(1n), shares: store.getShares(1n) };
+
+      const rollback = store.rewindTo({ blockNumber: 11, blockHash: hash(11) });
+      expect(rollback).to.deep.equal({ removedTasks: [2n], removedCommitments: [], revertedTasks: [], touchedTaskIds: [2n] });
+      expect(store.getTask(2n)).to.equal(undefined);
+      expect(store.getCommitments(2n).size).to.equal(0);
+      expect(store.getShares(2n).size).to.equal(0);
+      expect(progressRows(2n)).to.deep.equal({ attestations: 0, requesterShares: 0, message: false });
+      expect({ task: store.getTask(1n), commitments: store.getCommitments(1n), shares: store.getShares(1n) }).to.deep.equal(kept);
+      expect(store.loadCursor()?.blockNumber).to.equal(11);
+      expect(store.countAppliedEvents()).to.equal(2);
+
+      // The id is handed out again on the new chain: the new task is stored, not ignored in favour of the old one.
+      const replacement = { ...taskFixture(2n), programHash: hash(0x99), createdBlock: 21 };
+      applyEvent(21, "TaskCreated", 2n, () => expect(store.insertTask(replacement)).to.equal(true));
+      expect(store.getTask(2n)?.programHash).to.equal(hash(0x99));
+    });
+
+    it("removes a reorged-away commitment; the share received against it counts again only if the same commitment comes back", () => {
+      keptTask();
+      applyEvent(12, "InputCommitted", 1n, () => store.putCommitment(1n, OWNERS[1]!, hash(0x12)));
+      store.putShare(1n, share(OWNERS[1]!, 2, hash(0x12)));
+      addProgress(1n);
+
+      const rollback = store.rewindTo({ blockNumber: 11, blockHash: hash(11) });
+      expect(rollback).to.deep.equal({
+        removedTasks: [],
+        removedCommitments: [{ taskId: 1n, dataOwner: OWNERS[1]! }],
+        revertedTasks: [1n],
+        touchedTaskIds: [1n],
+      });
+      expect(store.getCommitments(1n)).to.deep.equal(new Map([[OWNERS[0]!, hash(0x11)]]));
+      // The task had computed on the removed input: its result and every signature over it go.
+      const task = store.getTask(1n)!;
+      expect([task.status, task.result, task.resultHash]).to.deep.equal(["awaiting-inputs", undefined, undefined]);
+      expect(progressRows(1n)).to.deep.equal({ attestations: 0, requesterShares: 0, message: false });
+
+      // The owner commits the same shares again: the share held is the one committed to.
+      const recommitted = store.transaction(() => {
+        applyEvent(12, "InputCommitted", 1n, () => store.putCommitment(1n, OWNERS[1]!, hash(0x12)));
+        expect(store.putShare(1n, share(OWNERS[1]!, 2, hash(0x12)))).to.equal("identical");
+        expect(store.getShares(1n).get(OWNERS[1]!)?.commitment).to.equal(hash(0x12));
+        return store.rewindTo({ blockNumber: 11, blockHash: hash(11) });
+      });
+      expect(recommitted.removedCommitments).to.deep.equal([{ taskId: 1n, dataOwner: OWNERS[1]! }]);
+      // Or it commits a new value: the old share goes, the new one is accepted (not "already held").
+      applyEvent(12, "InputCommitted", 1n, () => store.putCommitment(1n, OWNERS[1]!, hash(0x13)));
+      expect([...store.getShares(1n).keys()]).to.deep.equal([OWNERS[0]!]);
+      expect(store.putShare(1n, share(OWNERS[1]!, 7, hash(0x13)))).to.equal("inserted");
+      expect(store.getShares(1n).get(OWNERS[1]!)?.commitment).to.equal(hash(0x13));
+    });
+
+    it("removes exactly the commitments applied above the fork, among many owners of interleaved tasks", () => {
+      const owners = Array.from({ length: 6 }, (_, i) => `0x${String(i + 1).repeat(40)}`);
+      const task = (id: bigint, block: number) => ({ ...taskFixture(id), dataOwners: owners, createdBlock: block });
+      applyEvent(10, "TaskCreated", 1n, () => store.insertTask(task(1n, 10)));
+      applyEvent(10, "TaskCreated", 2n, () => store.insertTask(task(2n, 10)));
+      owners.forEach((owner, i) => {
+        applyEvent(11 + i, "InputCommitted", 1n, () => store.putCommitment(1n, owner, hash(0x40 + i)));
+        applyEvent(11 + i, "InputCommitted", 2n, () => store.putCommitment(2n, owner, hash(0x60 + i)));
+      });
+      const rollback = store.rewindTo({ blockNumber: 13, blockHash: hash(13) });
+      const above = owners.slice(3);
+      expect(rollback.removedCommitments).to.deep.equal([...above.map((o) => ({ taskId: 1n, dataOwner: o })), ...above.map((o) => ({ taskId: 2n, dataOwner: o }))]);
+      expect([...store.getCommitments(1n).keys()].sort()).to.deep.equal(owners.slice(0, 3).sort());
+      expect([...store.getCommitments(2n).values()].sort()).to.deep.equal([hash(0x60), hash(0x61), hash(0x62)]);
+      // Committed again on the new chain, then removed again by a second reorg.
+      applyEvent(14, "InputCommitted", 1n, () => store.putCommitment(1n, owners[5]!, hash(0x55)));
+      expect(store.rewindTo({ blockNumber: 13, blockHash: hash(13) }).removedCommitments).to.deep.equal([{ taskId: 1n, dataOwner: owners[5]! }]);
+      expect(store.getCommitments(1n).size).to.equal(3);
+    });
+
+    it("puts a finalized task back to its status before TaskFinalized, keeping its own result and signatures", () => {
+      keptTask();
+      applyEvent(12, "InputCommitted", 1n, () => store.putCommitment(1n, OWNERS[1]!, hash(0x12)));
+      addProgress(1n);
+      const before = store.getTask(1n);
+      applyEvent(15, "TaskFinalized", 1n, () => store.setTaskFinalized(1n, bytes(40, 3), hash(0xab), 15, hash(0xf1)));
+      expect(store.getTask(1n)?.status).to.equal("finalized");
+
+      const rollback = store.rewindTo({ blockNumber: 12, blockHash: hash(12) });
+      expect(rollback).to.deep.equal({ removedTasks: [], removedCommitments: [], revertedTasks: [1n], touchedTaskIds: [1n] });
+      expect(store.getTask(1n)).to.deep.equal(before);
+      expect(store.getTask(1n)?.finalizedBlock).to.equal(undefined);
+      expect(progressRows(1n)).to.deep.equal({ attestations: 1, requesterShares: 1, message: true });
+      expect(store.getCommitments(1n).size).to.equal(2);
+    });
+
+    it("puts an expired task back to its status before TaskExpired", () => {
+      keptTask();
+      store.setTaskStatus(1n, "awaiting-inputs");
+      applyEvent(30, "TaskExpired", 1n, () => store.setTaskStatus(1n, "expired"));
+      const rollback = store.rewindTo({ blockNumber: 29, blockHash: hash(29) });
+      expect(rollback.revertedTasks).to.deep.equal([1n]);
+      expect(store.getTask(1n)?.status).to.equal("awaiting-inputs");
+    });
+
+    it("undoes several removed events of one task back to the state before the oldest, across a reopen", () => {
+      keptTask();
+      applyEvent(12, "InputCommitted", 1n, () => store.putCommitment(1n, OWNERS[1]!, hash(0x12)));
+      addProgress(1n);
+      applyEvent(14, "TaskFinalized", 1n, () => store.setTaskFinalized(1n, bytes(40, 3), hash(0xab), 14, hash(0xf1)));
+      reopen();
+      const rollback = store.rewindTo({ blockNumber: 11, blockHash: hash(11) });
+      expect(rollback.removedCommitments).to.deep.equal([{ taskId: 1n, dataOwner: OWNERS[1]! }]);
+      expect(rollback.revertedTasks).to.deep.equal([1n]);
+      const task = store.getTask(1n)!;
+      expect([task.status, task.result, task.finalizedBlock, task.finalizeTx]).to.deep.equal(["awaiting-inputs", undefined, undefined, undefined]);
+      expect(progressRows(1n)).to.deep.equal({ attestations: 0, requesterShares: 0, message: false });
+    });
+
+    it("keeps a failure recorded at creation (an invalid program) when an input is removed", () => {
+      applyEvent(10, "TaskCreated", 1n, () => store.insertTask({ ...taskFixture(1n), createdBlock: 10, status: "failed", error: "PROGRAM_INVALID: x" }));
+      applyEvent(11, "InputCommitted", 1n, () => store.putCommitment(1n, OWNERS[0]!, hash(0x11)));
+      store.rewindTo({ blockNumber: 10, blockHash: hash(10) });
+      expect(store.getTask(1n)?.status).to.equal("failed");
+      expect(store.getCommitments(1n).size).to.equal(0);
+    });
+
+    it("a rollback that fails midway changes nothing (one transaction with the rewind)", () => {
+      keptTask();
+      applyEvent(12, "InputCommitted", 1n, () => store.putCommitment(1n, OWNERS[1]!, hash(0x12)));
+      const boom = new ConsortError("INTERNAL", "crash after the rollback");
+      expect(
+        thrown(() =>
+          store.transaction(() => {
+            store.rewindTo({ blockNumber: 11, blockHash: hash(11) });
+            throw boom;
+          }),
+        ),
+      ).to.equal(boom);
+      expect(store.getCommitments(1n).size).to.equal(2);
+      expect(store.loadCursor()?.blockNumber).to.equal(12);
+      expect(store.countAppliedEvents()).to.equal(3);
+    });
+  });
+
+  describe("shares and the commitment they were verified against", () => {
+    it("never returns a share verified against a commitment other than the stored one", () => {
+      store.putCommitment(1n, OWNERS[0]!, hash(0x11));
+      store.putShare(1n, share(OWNERS[0]!, 1, hash(0x11)));
+      store.putShare(1n, share(OWNERS[1]!, 2, hash(0x22))); // arrived before its commitment was applied
+      expect([...store.getShares(1n).keys()].sort()).to.deep.equal([...OWNERS].sort());
+      // The chain now holds another commitment of owner 1 (the first was reorged away before it was applied).
+      store.putCommitment(1n, OWNERS[1]!, hash(0x23));
+      expect([...store.getShares(1n).keys()]).to.deep.equal([OWNERS[0]!]);
+      expect(store.putShare(1n, share(OWNERS[1]!, 3, hash(0x23)))).to.equal("inserted");
+      expect(store.getShares(1n).get(OWNERS[1]!)?.commitment).to.equal(hash(0x23));
+    });
+
+    it("replaces a stale share (another commitment) but reports a different share under the same commitment as a conflict", () => {
+      const stale = share(OWNERS[0]!, 1, hash(0x11));
+      expect(store.putShare(1n, stale)).to.equal("inserted");
+      expect(store.putShare(1n, share(OWNERS[0]!, 2, hash(0x11)))).to.equal("conflict");
+      expect(store.putShare(1n, { ...stale, receivedAt: 5 })).to.equal("identical");
+      const fresh = share(OWNERS[0]!, 2, hash(0x12));
+      expect(store.putShare(1n, fresh)).to.equal("inserted");
+      expect(store.getShares(1n).get(OWNERS[0]!)).to.deep.equal(fresh);
+    });
+
+    it("adds the reorg columns to a store written before they existed, keeping its rows", () => {
+      store.insertTask(taskFixture(1n));
+      store.putShare(1n, share(OWNERS[0]!, 1, undefined));
+      store.close();
+      const db = new DatabaseSync(file);
+      db.exec("ALTER TABLE chain_events DROP COLUMN prior; ALTER TABLE shares DROP COLUMN commitment;");
+      db.close();
+      store = NodeStore.open(file);
+      expect(store.getShares(1n).get(OWNERS[0]!)?.commitment).to.equal(undefined);
+      expect(store.markEventApplied("0xaa:0", 60, "InputCommitted", 1n)).to.equal(true);
+      store.putCommitment(1n, OWNERS[0]!, hash(0x11));
+      // A share stored before commitments were recorded with it stays usable.
+      expect(store.getShares(1n).size).to.equal(1);
+      expect(store.rewindTo({ blockNumber: 50, blockHash: hash(50) }).removedCommitments).to.deep.equal([{ taskId: 1n, dataOwner: OWNERS[0]! }]);
+      expect(store.getCommitments(1n).size).to.equal(0);
     });
   });
 });
