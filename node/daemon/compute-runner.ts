@@ -148,9 +148,10 @@ export class ComputeRunner {
     }
   }
 
-  /** Forgets everything held for the task in memory. */
+  /** Forgets everything held for the task in memory (a reorg may hand its id to another task, whose frames must be taken). */
   forget(taskId: bigint): void {
     const key = taskId.toString();
+    this.#over.delete(key);
     this.#attempts.delete(key);
     this.#stats.delete(key);
     this.#o.channel.forgetTask(taskId);

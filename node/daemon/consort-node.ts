@@ -485,13 +485,22 @@ export class ConsortNode {
     }
   }
 
-  /** The task is over here (or gone): drop what is held for it in memory, its unsent transactions and (if over) its job. */
-  private finish(taskId: bigint, deleteJob: boolean): void {
-    this.runner.markOver(taskId, "over");
+  /**
+   * The task is over here, or gone (removed by a reorg): its computation
+   * stops, what is held for it in memory and its unsent transactions go. An
+   * over task's late round frames are still dropped and its job is deleted;
+   * a gone task keeps its job (and attempt), since its id may come back as
+   * another task whose frames must be taken.
+   */
+  private finish(taskId: bigint, over: boolean): void {
+    this.runner.markOver(taskId, over ? "over" : "removed by a chain reorganisation");
     this.runner.forget(taskId);
     this.submitter.forget(finalizeKey(taskId));
     this.submitter.forget(expireKey(taskId));
-    if (deleteJob) this.store.deleteJob(taskId);
+    if (over) {
+      this.runner.markOver(taskId, "over");
+      this.store.deleteJob(taskId);
+    }
   }
 
   /** A step threw: log it with its task; a fatal error fails the task here (the chain still finalizes or expires it). */
