@@ -4,7 +4,7 @@
 //     npx hardhat run scripts/create-task.ts --network localhost
 import { readFileSync } from "node:fs";
 import { getAddress } from "ethers";
-import { chainNow } from "../node/client/client-connection.ts";
+import { chainNow } from "../node/chain/rpc-provider.ts";
 import { decodeProgram, encodeProgram, programHash } from "../node/program/program-encoding.ts";
 import { totalAndMean } from "../node/program/standard-programs.ts";
 import { requireEnv, runScript, scriptRegistry, scriptSigner } from "./script-env.ts";

@@ -25,7 +25,7 @@ import { auditTask, formatAuditReport } from "../node/chain/task-audit.ts";
 import { toConsortError } from "../node/errors.ts";
 import { encodeProgram, programHash } from "../node/program/program-encoding.ts";
 import { totalAndMean } from "../node/program/standard-programs.ts";
-import { chainNow } from "../node/client/client-connection.ts";
+import { chainNow } from "../node/chain/rpc-provider.ts";
 import { submitInput } from "../node/client/data-owner-client.ts";
 import {
   devWallet,

@@ -10,6 +10,7 @@ import {
   type GetUrlResponse,
   type JsonRpcPayload,
   type JsonRpcResult,
+  type Provider,
 } from "ethers";
 import { ConsortError } from "../errors.ts";
 
@@ -234,4 +235,21 @@ export async function connectProvider(rpcUrl: string, options: ProviderOptions =
   const provider = new DeadlineJsonRpcProvider(rpcUrl, requestTimeoutMs, Network.from(chainId), pollingIntervalMs);
   provider.pollingInterval = pollingIntervalMs;
   return provider;
+}
+
+/**
+ * The chain's clock: the latest block's timestamp, unix seconds. Deadlines
+ * are set and judged by it, not by the local clock, which may differ. A
+ * failed read is a retryable RPC_UNAVAILABLE.
+ */
+export async function chainNow(provider: Provider): Promise<bigint> {
+  let block;
+  try {
+    block = await provider.getBlock("latest");
+  } catch (error) {
+    if (error instanceof ConsortError) throw error;
+    throw new ConsortError("RPC_UNAVAILABLE", "reading the latest block failed", { retryable: true, cause: error });
+  }
+  if (block === null) throw new ConsortError("RPC_UNAVAILABLE", "the RPC endpoint has no latest block", { retryable: true });
+  return BigInt(block.timestamp);
 }

@@ -12,7 +12,8 @@ import { decodeProgram, encodeProgram, programHash } from "../program/program-en
 import { programInputs, type Program } from "../program/program.ts";
 import { describeType } from "../program/secret-types.ts";
 import { getBytes, getJson } from "../transport/http-client.ts";
-import { chainNow, connectClient, type ConnectionOptions } from "../client/client-connection.ts";
+import { chainNow } from "../chain/rpc-provider.ts";
+import { connectClient, type ConnectionOptions } from "../client/client-connection.ts";
 import { ConsortNode, survivePendingRejections } from "../daemon/consort-node.ts";
 import { submitInput } from "../client/data-owner-client.ts";
 import { STANDARD_PROGRAMS, STANDARD_PROGRAM_NOTES, buildStandardProgram, parseParams } from "./standard-program-options.ts";

@@ -40,8 +40,3 @@ export async function connectClient(options: ConnectionOptions, withSigner: bool
   }
 }
 
-/** Deadlines are set from the chain's clock (the latest block), not the local one, which may differ. */
-export async function chainNow(provider: JsonRpcProvider): Promise<bigint> {
-  const block = await provider.getBlock("latest");
-  return BigInt(block?.timestamp ?? Math.floor(Date.now() / 1000));
-}

@@ -4,7 +4,7 @@ import { loadDeployment } from "../chain/deployments.ts";
 import { EventWatcher, type ChainCursor } from "../chain/event-watcher.ts";
 import { loadRegistryArtifact } from "../chain/registry-artifact.ts";
 import { RegistryClient } from "../chain/registry-client.ts";
-import { connectProvider } from "../chain/rpc-provider.ts";
+import { chainNow, connectProvider } from "../chain/rpc-provider.ts";
 import { assertTaskOnChain } from "../chain/task-identity.ts";
 import type { TaskStateName } from "../chain/task-state.ts";
 import { TxSubmitter } from "../chain/tx-submitter.ts";
@@ -390,6 +390,8 @@ export class ConsortNode {
       rank: submitterRank(self, task.parties.length, task.taskId),
       actAfter: job?.actAfter,
       pendingTx: this.submitter.pending(finalizeKey(task.taskId)) !== undefined ? "finalize" : this.submitter.pending(expireKey(task.taskId)) !== undefined ? "expire" : undefined,
+      deadline: chain === "AwaitingInputs" ? task.inputDeadline : task.resultDeadline,
+      chainTime: await chainNow(this.provider),
       now,
     };
   }

@@ -26,6 +26,10 @@ export interface TaskView {
   readonly actAfter: number | undefined;
   /** A transaction for this task is signed and not yet mined (resume it whatever the turn). */
   readonly pendingTx: "finalize" | "expire" | undefined;
+  /** The registry's deadline that applies now (input deadline while awaiting inputs, else result deadline), unix seconds. */
+  readonly deadline: bigint;
+  /** The chain's clock: the latest block's timestamp, unix seconds (deadlines are by it, not by this node's clock). */
+  readonly chainTime: bigint;
   readonly now: number;
 }
 
@@ -43,6 +47,7 @@ export type TaskStep =
 
 /** How often a waiting task is looked at again even without an event (a missed event must not strand it). */
 export const RECHECK_MS = 30_000;
+export const DEADLINE_RECHECK_MS = 2_000;
 
 /**
  * The task life cycle, one step at a time. The chain is the authority: a
@@ -53,18 +58,23 @@ export const RECHECK_MS = 30_000;
  */
 export function nextStep(view: TaskView, takeoverDelayMs: number): TaskStep {
   const { status, chain, now } = view;
+  // A wait ends at the next recheck, or just after the deadline by the chain's clock when that comes first: the
+  // registry then says Expired, and the nodes record it. Once the deadline is reached but the chain has not moved
+  // past it (no new block yet), look again every DEADLINE_RECHECK_MS.
+  const remainingMs = Number(view.deadline - view.chainTime) * 1000;
+  const until = remainingMs >= 0 ? Math.min(now + RECHECK_MS, now + remainingMs + DEADLINE_RECHECK_MS / 2) : now + DEADLINE_RECHECK_MS;
   if (status === "finalized" || status === "expired") return { kind: "done" };
   if (view.pendingTx !== undefined) return { kind: view.pendingTx };
   if (chain === "Finalized") return { kind: "wait", reason: "finalized on chain; waiting for the TaskFinalized event at the confirmation depth", until: now + RECHECK_MS };
   if (chain === "Expired") return turn(view, "expire", takeoverDelayMs);
   if (chain === "None") return { kind: "wait", reason: "the registry does not hold this task at its head (a reorg?); waiting for the watcher", until: now + RECHECK_MS };
-  if (status === "failed") return { kind: "wait", reason: "failed here; waiting for the chain to finalize or expire it", until: now + RECHECK_MS };
-  if (chain === "AwaitingInputs") return { kind: "wait", reason: "data owners have not all committed", until: now + RECHECK_MS };
+  if (status === "failed") return { kind: "wait", reason: "failed here; waiting for the chain to finalize or expire it", until };
+  if (chain === "AwaitingInputs") return { kind: "wait", reason: "data owners have not all committed", until };
   // Computing.
-  if (!view.chainAgrees) return { kind: "wait", reason: "the registry and this node's store disagree on the task; waiting for the watcher", until: now + RECHECK_MS };
+  if (!view.chainAgrees) return { kind: "wait", reason: "the registry and this node's store disagree on the task; waiting for the watcher", until };
   if (!view.hasResult) {
-    if (!view.inputsComplete) return { kind: "wait", reason: "waiting for data owners' shares", until: now + RECHECK_MS };
-    if (status !== "awaiting-inputs" && status !== "computing") return { kind: "wait", reason: `${status} without a result`, until: now + RECHECK_MS };
+    if (!view.inputsComplete) return { kind: "wait", reason: "waiting for data owners' shares", until };
+    if (status !== "awaiting-inputs" && status !== "computing") return { kind: "wait", reason: `${status} without a result`, until };
     return { kind: "compute" };
   }
   if (view.attestations < view.quorum) return { kind: "attest" };

@@ -8,7 +8,7 @@ import { HDNodeWallet, Mnemonic, type JsonRpcProvider } from "ethers";
 import { deployRegistry } from "../chain/deployments.ts";
 import { RegistryClient } from "../chain/registry-client.ts";
 import { connectProvider, probeChainId } from "../chain/rpc-provider.ts";
-import { chainNow } from "../client/client-connection.ts";
+import { chainNow } from "../chain/rpc-provider.ts";
 import { submitInput } from "../client/data-owner-client.ts";
 import { registerNodeParty } from "../daemon/register-node-party.ts";
 import { ConsortError } from "../errors.ts";

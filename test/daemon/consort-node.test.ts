@@ -8,7 +8,7 @@ import { randomBytes } from "@noble/hashes/utils.js";
 import { deployRegistry } from "../../node/chain/deployments.ts";
 import { RegistryClient } from "../../node/chain/registry-client.ts";
 import { connectProvider } from "../../node/chain/rpc-provider.ts";
-import { chainNow } from "../../node/client/client-connection.ts";
+import { chainNow } from "../../node/chain/rpc-provider.ts";
 import { ConsortNode } from "../../node/daemon/consort-node.ts";
 import { submitInput } from "../../node/client/data-owner-client.ts";
 import { devWallet, freePort, prepareLocalNode, startLocalChain, startLocalNode, type LocalChain } from "../../node/dev/local-cluster.ts";
@@ -121,15 +121,15 @@ describe("cli/consort-node: a node under bad input", function () {
   });
 
   /** Creates a total-and-mean task over the three owners and waits until every node has applied it. */
-  async function createTaskSeenByAll(): Promise<bigint> {
+  async function createTaskSeenByAll(inputWindow = 600n): Promise<bigint> {
     const now = await chainNow(provider);
     const { taskId: id } = await requester.createTask({
       program: encodeProgram(totalAndMean({ owners: 3, valuesPerOwner: 1, bits: 64 })),
       parties: partyWallets.map((w) => w.address),
       dataOwners: owners.map((o) => o.address),
       threshold: 1,
-      inputDeadline: now + 600n,
-      resultDeadline: now + 1_200n,
+      inputDeadline: now + inputWindow,
+      resultDeadline: now + inputWindow + 600n,
     });
     for (const node of nodes) {
       while (node.store.getTask(id) === undefined) await new Promise((r) => setTimeout(r, 100));
@@ -298,6 +298,26 @@ describe("cli/consort-node: a node under bad input", function () {
       const status = node.store.getTask(fresh)!;
       expect(JSON.parse(new TextDecoder().decode(status.result)).outputs.total).to.equal(String(values.reduce((a, b) => a + b, 0n)));
     }
+    await expectAlive();
+  });
+
+  it("records on chain, by itself, the expiry of a task whose inputs missed their deadline: one transaction, every store expired", async () => {
+    const sent = async () =>
+      (await Promise.all(partyWallets.map(async (w) => Number(await provider.send("eth_getTransactionCount", [w.address, "latest"]))))).reduce((a, b) => a + b, 0);
+    const before = await sent();
+    // One owner commits and delivers; the others never do.
+    const late = await createTaskSeenByAll(4n);
+    const registry = await RegistryClient.connect(owners[0]!.connect(provider), registryAddress);
+    await submitInput({ registry, signer: owners[0]!.connect(provider), taskId: late, values: [5n], stateDir: join(workDir, "late-inputs") });
+    for (const node of nodes) {
+      while (node.store.getTask(late)?.status !== "expired") await new Promise((r) => setTimeout(r, 100));
+    }
+    const onChain = await requester.getTask(late);
+    expect(onChain.expiredAtBlock > 0n).to.equal(true);
+    expect(onChain.inputsCommitted).to.equal(1);
+    // Exactly one party sent the expiry; the others found it recorded when their turn came.
+    expect((await sent()) - before).to.equal(1);
+    for (const node of nodes) expect(node.store.getJob(late)).to.equal(undefined);
     await expectAlive();
   });
 

@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import fc from "fast-check";
 import { TASK_STATES, type TaskStateName } from "../../node/chain/task-state.ts";
-import { RECHECK_MS, nextStep, retryDelayMs, submitterRank, type TaskView } from "../../node/daemon/task-lifecycle.ts";
+import { DEADLINE_RECHECK_MS, RECHECK_MS, nextStep, retryDelayMs, submitterRank, type TaskView } from "../../node/daemon/task-lifecycle.ts";
 import type { LocalTaskStatus } from "../../node/store/node-store.ts";
 
 const STATUSES: LocalTaskStatus[] = ["awaiting-inputs", "computing", "attesting", "finalized", "expired", "failed"];
@@ -20,6 +20,8 @@ function view(overrides: Partial<TaskView> = {}): TaskView {
     rank: 0,
     actAfter: undefined,
     pendingTx: undefined,
+    deadline: BigInt(NOW / 1000 + 3_600),
+    chainTime: BigInt(NOW / 1000),
     now: NOW,
     ...overrides,
   };
@@ -36,6 +38,8 @@ const arbView = fc.record({
   rank: fc.integer({ min: 0, max: 4 }),
   actAfter: fc.option(fc.integer({ min: NOW - 60_000, max: NOW + 60_000 }), { nil: undefined }),
   pendingTx: fc.constantFrom(undefined, "finalize" as const, "expire" as const),
+  deadline: fc.bigInt({ min: BigInt(NOW / 1000 - 120), max: BigInt(NOW / 1000 + 120) }),
+  chainTime: fc.bigInt({ min: BigInt(NOW / 1000 - 60), max: BigInt(NOW / 1000 + 60) }),
   now: fc.constant(NOW),
 });
 
@@ -118,6 +122,18 @@ describe("daemon/task-lifecycle", () => {
         }
       }),
     );
+  });
+
+  it("a waiting task is looked at again just after its deadline by the chain's clock, when that comes before the next recheck", () => {
+    // The chain's clock runs 100 s ahead of this node's: 5 s of it are left.
+    const chainTime = BigInt(NOW / 1000 + 100);
+    const soon = chainTime + 5n;
+    const justAfter = NOW + 5_000 + DEADLINE_RECHECK_MS / 2;
+    expect(nextStep(view({ chain: "AwaitingInputs", deadline: soon, chainTime }), TAKEOVER)).to.deep.include({ kind: "wait", until: justAfter });
+    expect(nextStep(view({ inputsComplete: false, deadline: soon, chainTime }), TAKEOVER)).to.deep.include({ kind: "wait", until: justAfter });
+    // A far deadline: the recheck comes first; one the chain has reached but not passed (no block since): soon again.
+    expect(nextStep(view({ chain: "AwaitingInputs" }), TAKEOVER)).to.deep.include({ until: NOW + RECHECK_MS });
+    expect(nextStep(view({ chain: "AwaitingInputs", deadline: chainTime - 1n, chainTime }), TAKEOVER)).to.deep.include({ until: NOW + DEADLINE_RECHECK_MS });
   });
 
   it("rotates the submitter by task id and backs off exponentially up to 30 s", () => {

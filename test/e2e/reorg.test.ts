@@ -9,7 +9,7 @@ import { deployRegistry, saveDeployment } from "../../node/chain/deployments.ts"
 import { RegistryClient } from "../../node/chain/registry-client.ts";
 import { connectProvider } from "../../node/chain/rpc-provider.ts";
 import { auditTask } from "../../node/chain/task-audit.ts";
-import { chainNow } from "../../node/client/client-connection.ts";
+import { chainNow } from "../../node/chain/rpc-provider.ts";
 import { submitInput, type SubmitInputResult } from "../../node/client/data-owner-client.ts";
 import { registerNodeParty } from "../../node/daemon/register-node-party.ts";
 import {
