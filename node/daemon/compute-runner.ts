@@ -148,12 +148,15 @@ export class ComputeRunner {
     }
   }
 
-  /** Forgets everything held for the task in memory (a reorg may hand its id to another task, whose frames must be taken). */
+  /**
+   * Forgets what is held in memory for the task's rounds (a reorg may hand
+   * its id to another task, whose frames must be taken). Its last run's
+   * figures stay for operators and benchmarks (GET /v1/tasks/:id).
+   */
   forget(taskId: bigint): void {
     const key = taskId.toString();
     this.#over.delete(key);
     this.#attempts.delete(key);
-    this.#stats.delete(key);
     this.#o.channel.forgetTask(taskId);
   }
 
