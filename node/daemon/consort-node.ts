@@ -254,7 +254,7 @@ export class ConsortNode {
     for (const task of this.store.listTasks()) {
       if (task.status === "computing") this.runner.abandonInterrupted(task.taskId);
       else if (task.status !== "awaiting-inputs") this.runner.markOver(task.taskId, `already ${task.status}`);
-      this.driver.wake(task.taskId);
+      if (task.status !== "finalized" && task.status !== "expired") this.driver.wake(task.taskId);
     }
   }
 
