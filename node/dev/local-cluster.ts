@@ -4,7 +4,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { HDNodeWallet, Mnemonic, type JsonRpcProvider } from "ethers";
+import { HDNodeWallet, Mnemonic, NonceManager, type JsonRpcProvider } from "ethers";
 import { deployRegistry } from "../chain/deployments.ts";
 import { RegistryClient } from "../chain/registry-client.ts";
 import { connectProvider, probeChainId } from "../chain/rpc-provider.ts";
@@ -385,4 +385,66 @@ export async function submitLocalTask(
     }),
   );
   return taskId;
+}
+
+/** When one task of submitLocalTasksAtOnce was created and when its owners' shares were all delivered (performance.now()). */
+export interface LocalTaskSubmission {
+  readonly taskId: bigint;
+  /** The createTask call began. */
+  readonly startedAt: number;
+  /** Its receipt was read: the task exists on chain. */
+  readonly createdAt: number;
+  /** Every owner's submitInput resolved: committed on chain and delivered to every party. */
+  readonly deliveredAt: number;
+}
+
+/**
+ * Creates all `tasks` at once and has every owner submit to all of them at
+ * once (what a load test needs): the requester and each owner send their
+ * transactions concurrently from one key each, so each key goes through an
+ * ethers NonceManager (a plain wallet reads the same pending nonce for
+ * concurrent transactions, and all but one are refused). Every task uses the
+ * cluster's nodes and its first `inputs.length` owners.
+ */
+export async function submitLocalTasksAtOnce(
+  cluster: Pick<LocalCluster, "provider" | "registry" | "nodes" | "owners" | "workDir">,
+  tasks: readonly { readonly program: Program; readonly inputs: readonly (readonly bigint[])[] }[],
+  threshold: number,
+): Promise<LocalTaskSubmission[]> {
+  const requester = await RegistryClient.connect(new NonceManager(devWallet(0).connect(cluster.provider)), cluster.registry.address);
+  const ownerCount = Math.max(0, ...tasks.map((t) => t.inputs.length));
+  const owners = await Promise.all(
+    cluster.owners.slice(0, ownerCount).map(async (wallet) => {
+      const signer = new NonceManager(wallet.connect(cluster.provider));
+      return { signer, registry: await RegistryClient.connect(signer, cluster.registry.address) };
+    }),
+  );
+  const now = await chainNow(cluster.provider);
+  return Promise.all(
+    tasks.map(async ({ program, inputs }) => {
+      const startedAt = performance.now();
+      const { taskId } = await requester.createTask({
+        program: encodeProgram(program),
+        parties: cluster.nodes.map((n) => n.address),
+        dataOwners: cluster.owners.slice(0, inputs.length).map((o) => o.address),
+        threshold,
+        inputDeadline: now + 3_600n,
+        resultDeadline: now + 7_200n,
+      });
+      const createdAt = performance.now();
+      await Promise.all(
+        inputs.map((values, i) =>
+          submitInput({
+            registry: owners[i]!.registry,
+            signer: owners[i]!.signer,
+            taskId,
+            values,
+            stateDir: join(cluster.workDir, "inputs"),
+            deliveryTimeoutMs: 300_000,
+          }),
+        ),
+      );
+      return { taskId, startedAt, createdAt, deliveredAt: performance.now() };
+    }),
+  );
 }
