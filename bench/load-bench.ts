@@ -13,6 +13,7 @@ import { encodeResult } from "../node/program/result-encoding.ts";
 import { evaluatePlain } from "../node/program/plain-evaluator.ts";
 import { standardInputName, totalAndMean } from "../node/program/standard-programs.ts";
 import type { Program } from "../node/program/program.ts";
+import { toConsortError } from "../node/errors.ts";
 import { getJson } from "../node/transport/http-client.ts";
 import { startBenchCluster, type BenchCluster } from "./cluster-bench.ts";
 
@@ -60,6 +61,13 @@ export interface LoadRun {
   readonly nodes: readonly { readonly name: string; readonly peakRssMiB: number; readonly cpuMs: number; readonly retries: number; readonly maxAttempt: number }[];
   readonly chainCpuMs: number;
   readonly benchCpuMs: number;
+  /** Per owner's submission: its start to its commit transaction being sent; from there to its last share delivered. */
+  readonly toCommitMs: readonly number[];
+  readonly commitToDeliveredMs: readonly number[];
+  /** Delivery retries by reason (digits blanked). */
+  readonly retryReasons: Readonly<Record<string, number>>;
+  /** submitInput calls run again after a retryable error (see submitLocalTasksAtOnce). */
+  readonly resubmissions: number;
 }
 
 /**
@@ -84,24 +92,45 @@ export async function runLoad(cluster: BenchCluster, program: Program, owners: n
   const finalized = new Map<bigint, { at: number; result: string }>();
   let submissions: LocalTaskSubmission[] | undefined;
   let failed: unknown;
-  const submitting = submitLocalTasksAtOnce(cluster, jobs, 1).then(
+  // Where a submission's time goes: from its start to its commit transaction (reading the task and program, sharing),
+  // from there to its last delivery (the commit mined, the shares sealed and posted), and why deliveries were retried.
+  const steps = new Map<string, { start: number; commit?: number; delivered?: number }>();
+  const retryReasons = new Map<string, number>();
+  const onProgress = (taskId: bigint, owner: number, event: { step: string; [key: string]: unknown }) => {
+    const key = `${taskId}/${owner}`;
+    const now = performance.now();
+    if (event.step === "start") steps.set(key, { start: now });
+    else if (event.step === "commit") steps.get(key)!.commit = now;
+    else if (event.step === "delivered") steps.get(key)!.delivered = now;
+    else if (event.step === "retry") {
+      const reason = String(event["reason"]).replace(/\d+/g, "N").slice(0, 100);
+      retryReasons.set(reason, (retryReasons.get(reason) ?? 0) + 1);
+    }
+  };
+  const submitting = submitLocalTasksAtOnce(cluster, jobs, 1, onProgress).then(
     (s) => (submissions = s),
     (e: unknown) => (failed = e),
   );
   const registry = cluster.registry.contract;
   let scanned = fromBlock;
+  let pollFailures = 0;
   while (finalized.size < tasks) {
     if (failed !== undefined) throw failed;
     await new Promise((r) => setTimeout(r, pollMs));
-    const head = await cluster.provider.getBlockNumber();
-    if (head <= scanned) continue;
-    const expired = await registry.queryFilter(registry.filters.TaskExpired!(), scanned + 1, head);
-    if (expired.length > 0) throw new Error(`${expired.length} task(s) expired under load; logs in ${cluster.workDir}`);
-    for (const log of await registry.queryFilter(registry.filters.TaskFinalized!(), scanned + 1, head)) {
-      const args = (log as unknown as { args: { taskId: bigint; result: string } }).args;
-      if (!finalized.has(args.taskId)) finalized.set(args.taskId, { at: performance.now(), result: args.result });
+    try {
+      const head = await cluster.provider.getBlockNumber();
+      if (head <= scanned) continue;
+      const expired = await registry.queryFilter(registry.filters.TaskExpired!(), scanned + 1, head);
+      if (expired.length > 0) throw new Error(`${expired.length} task(s) expired under load; logs in ${cluster.workDir}`);
+      for (const log of await registry.queryFilter(registry.filters.TaskFinalized!(), scanned + 1, head)) {
+        const args = (log as unknown as { args: { taskId: bigint; result: string } }).args;
+        if (!finalized.has(args.taskId)) finalized.set(args.taskId, { at: performance.now(), result: args.result });
+      }
+      scanned = head;
+    } catch (error) {
+      // The chain's RPC under this load sometimes resets a connection: ask again at the next poll.
+      if (!toConsortError(error).retryable || ++pollFailures > 20) throw error;
     }
-    scanned = head;
   }
   const ended = performance.now();
   await submitting;
@@ -138,7 +167,11 @@ export async function runLoad(cluster: BenchCluster, program: Program, owners: n
     }),
   );
   const wallMs = ended - started;
+  const entries = [...steps.values()].filter((x) => x.commit !== undefined && x.delivered !== undefined);
   return {
+    toCommitMs: entries.map((x) => x.commit! - x.start),
+    commitToDeliveredMs: entries.map((x) => x.delivered! - x.commit!),
+    retryReasons: Object.fromEntries(retryReasons),
     tasks,
     wallMs,
     tasksPerMinute: tasks / (wallMs / 60_000),
@@ -149,6 +182,7 @@ export async function runLoad(cluster: BenchCluster, program: Program, owners: n
     nodes,
     chainCpuMs,
     benchCpuMs: (benchUsage.user + benchUsage.system) / 1000,
+    resubmissions: submissions!.reduce((a, s) => a + s.resubmissions, 0),
   };
 }
 
@@ -165,7 +199,7 @@ export async function loadScenario(runs: number, tasks = 100): Promise<LoadFigur
         `bench: load run ${r + 1}: ${run.tasksPerMinute.toFixed(0)} tasks/min (${(run.wallMs / 1000).toFixed(1)} s; all created ${(run.allCreatedMs / 1000).toFixed(1)} s, all delivered ${(run.allDeliveredMs / 1000).toFixed(1)} s), ` +
           `latency median ${(quantile(run.latencyMs, 0.5) / 1000).toFixed(1)} s p95 ${(quantile(run.latencyMs, 0.95) / 1000).toFixed(1)} s, after inputs median ${(quantile(run.afterInputsMs, 0.5) / 1000).toFixed(1)} s; ` +
           run.nodes.map((n) => `${n.name} ${n.peakRssMiB.toFixed(0)} MiB ${(n.cpuMs / 1000).toFixed(1)} s CPU ${n.retries} retries attempt<=${n.maxAttempt}`).join(", ") +
-          `; chain ${(run.chainCpuMs / 1000).toFixed(1)} s CPU, bench ${(run.benchCpuMs / 1000).toFixed(1)} s CPU`,
+          `; chain ${(run.chainCpuMs / 1000).toFixed(1)} s CPU, bench ${(run.benchCpuMs / 1000).toFixed(1)} s CPU; ${run.resubmissions} submissions run again; per submission: to commit median ${(quantile(run.toCommitMs, 0.5) / 1000).toFixed(1)} s, commit to delivered median ${(quantile(run.commitToDeliveredMs, 0.5) / 1000).toFixed(1)} s p95 ${(quantile(run.commitToDeliveredMs, 0.95) / 1000).toFixed(1)} s; delivery retries ${JSON.stringify(run.retryReasons)}`,
       );
     } finally {
       await cluster.stop();
