@@ -11,7 +11,7 @@ import { submitLocalTasksAtOnce, type LocalTaskSubmission } from "../node/dev/lo
 import { hexlify } from "ethers";
 import { encodeResult } from "../node/program/result-encoding.ts";
 import { evaluatePlain } from "../node/program/plain-evaluator.ts";
-import { standardInputName, totalAndMean } from "../node/program/standard-programs.ts";
+import { maxAndArgmax, standardInputName, totalAndMean } from "../node/program/standard-programs.ts";
 import type { Program } from "../node/program/program.ts";
 import { toConsortError } from "../node/errors.ts";
 import { getJson } from "../node/transport/http-client.ts";
@@ -186,9 +186,15 @@ export async function runLoad(cluster: BenchCluster, program: Program, owners: n
   };
 }
 
-/** The scenario: a fresh cluster per run (so each node's peak RSS is this load's), `runs` runs of 100 total-and-mean tasks over three owners. */
-export async function loadScenario(runs: number, tasks = 100): Promise<LoadFigure[]> {
-  const program = totalAndMean({ owners: 3, valuesPerOwner: 1, bits: 32 });
+/**
+ * The scenario: a fresh cluster per run (so each node's peak RSS is this
+ * load's), `runs` runs of 100 tasks over three owners with one value each:
+ * total-and-mean (no rounds: the load is the chain, the inputs and the
+ * attestations), or max-and-argmax of 32-bit values (comparisons: dozens of
+ * rounds per task, all tasks' rounds interleaved).
+ */
+export async function loadScenario(runs: number, kind: "total-and-mean" | "max-and-argmax", tasks = 100): Promise<LoadFigure[]> {
+  const program = kind === "total-and-mean" ? totalAndMean({ owners: 3, valuesPerOwner: 1, bits: 32 }) : maxAndArgmax({ owners: 3, valuesPerOwner: 1, bits: 32 });
   const all: LoadRun[] = [];
   for (let r = 0; r < runs; r++) {
     const cluster = await startBenchCluster(3, 3);
@@ -196,7 +202,7 @@ export async function loadScenario(runs: number, tasks = 100): Promise<LoadFigur
       const run = await runLoad(cluster, program, 3, tasks);
       all.push(run);
       console.error(
-        `bench: load run ${r + 1}: ${run.tasksPerMinute.toFixed(0)} tasks/min (${(run.wallMs / 1000).toFixed(1)} s; all created ${(run.allCreatedMs / 1000).toFixed(1)} s, all delivered ${(run.allDeliveredMs / 1000).toFixed(1)} s), ` +
+        `bench: load ${kind} run ${r + 1}: ${run.tasksPerMinute.toFixed(0)} tasks/min (${(run.wallMs / 1000).toFixed(1)} s; all created ${(run.allCreatedMs / 1000).toFixed(1)} s, all delivered ${(run.allDeliveredMs / 1000).toFixed(1)} s), ` +
           `latency median ${(quantile(run.latencyMs, 0.5) / 1000).toFixed(1)} s p95 ${(quantile(run.latencyMs, 0.95) / 1000).toFixed(1)} s, after inputs median ${(quantile(run.afterInputsMs, 0.5) / 1000).toFixed(1)} s; ` +
           run.nodes.map((n) => `${n.name} ${n.peakRssMiB.toFixed(0)} MiB ${(n.cpuMs / 1000).toFixed(1)} s CPU ${n.retries} retries attempt<=${n.maxAttempt}`).join(", ") +
           `; chain ${(run.chainCpuMs / 1000).toFixed(1)} s CPU, bench ${(run.benchCpuMs / 1000).toFixed(1)} s CPU; ${run.resubmissions} submissions run again; per submission: to commit median ${(quantile(run.toCommitMs, 0.5) / 1000).toFixed(1)} s, commit to delivered median ${(quantile(run.commitToDeliveredMs, 0.5) / 1000).toFixed(1)} s p95 ${(quantile(run.commitToDeliveredMs, 0.95) / 1000).toFixed(1)} s; delivery retries ${JSON.stringify(run.retryReasons)}`,
@@ -206,7 +212,7 @@ export async function loadScenario(runs: number, tasks = 100): Promise<LoadFigur
     }
   }
   const med = (xs: readonly number[]) => quantile(xs, 0.5);
-  const label = `${tasks} concurrent total-and-mean tasks (3 owners)`;
+  const label = `${tasks} concurrent ${kind} tasks (3 owners)`;
   const figures: LoadFigure[] = [
     { name: `${label}: tasks per minute`, value: med(all.map((r) => r.tasksPerMinute)), unit: "task/min", target: "(report)", runs: all.map((r) => r.tasksPerMinute) },
     { name: `${label}: per-task latency, median`, value: med(all.map((r) => med(r.latencyMs))), unit: "ms", target: "(report)", runs: all.map((r) => med(r.latencyMs)) },

@@ -198,6 +198,11 @@ async function main(): Promise<void> {
   // The shared cluster starts with the first scenario that needs it (not at all for `load` alone, which starts its own).
   let shared: BenchCluster | undefined;
   const cluster = async () => (shared ??= await startBenchCluster(3, 3));
+  // The load scenarios start fresh clusters of their own, with nothing else running beside them.
+  const alone = async () => {
+    await shared?.stop();
+    shared = undefined;
+  };
   try {
     const only = process.env.CONSORT_BENCH_ONLY?.split(",");
     const scenarios: [string, () => Promise<Figure | Figure[]>][] = [
@@ -205,15 +210,9 @@ async function main(): Promise<void> {
       ["round", async () => roundLatency(await cluster(), 5)],
       ["mul", async () => multiplications(await cluster(), 5)],
       ["cmp", async () => comparisons(await cluster(), 5)],
-      // Last, on fresh clusters of its own: each node's peak RSS is then the load's alone.
-      [
-        "load",
-        async () => {
-          await shared?.stop();
-          shared = undefined;
-          return loadScenario(3);
-        },
-      ],
+      // Last, on fresh clusters: each node's peak RSS is then the load's alone.
+      ["load", async () => (await alone(), loadScenario(3, "total-and-mean"))],
+      ["load-cmp", async () => (await alone(), loadScenario(3, "max-and-argmax"))],
     ];
     for (const [key, scenario] of scenarios) {
       if (only !== undefined && !only.includes(key)) continue;
