@@ -64,7 +64,7 @@ export interface LoadRun {
   /** Per owner's submission: its start to its commit transaction being sent; from there to its last share delivered. */
   readonly toCommitMs: readonly number[];
   readonly commitToDeliveredMs: readonly number[];
-  /** Delivery retries by reason (digits blanked). */
+  /** Delivery retries and whole submissions run again, by reason (digits blanked). */
   readonly retryReasons: Readonly<Record<string, number>>;
   /** submitInput calls run again after a retryable error (see submitLocalTasksAtOnce). */
   readonly resubmissions: number;
@@ -102,8 +102,8 @@ export async function runLoad(cluster: BenchCluster, program: Program, owners: n
     if (event.step === "start") steps.set(key, { start: now });
     else if (event.step === "commit") steps.get(key)!.commit = now;
     else if (event.step === "delivered") steps.get(key)!.delivered = now;
-    else if (event.step === "retry") {
-      const reason = String(event["reason"]).replace(/\d+/g, "N").slice(0, 100);
+    else if (event.step === "retry" || event.step === "resubmit") {
+      const reason = `${event.step}: ${String(event["reason"]).replace(/\d+/g, "N").slice(0, 160)}`;
       retryReasons.set(reason, (retryReasons.get(reason) ?? 0) + 1);
     }
   };

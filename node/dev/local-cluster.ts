@@ -542,7 +542,9 @@ export async function submitLocalTasksAtOnce(
               });
               return;
             } catch (error) {
-              if (attempt >= 5 || !toConsortError(error).retryable) throw error;
+              const e = toConsortError(error);
+              if (attempt >= 5 || !e.retryable) throw error;
+              onProgress?.(taskId, i, { step: "resubmit", reason: `${e.code}: ${e.message}` });
               resubmissions++;
               await new Promise((r) => setTimeout(r, 200 * attempt));
             }
