@@ -409,7 +409,7 @@ export async function submitLocalTask(
  * transport (a keep-alive connection the RPC closed, say) is sent again as
  * the same signed bytes, which the chain includes at most once.
  */
-export class SerialSigner extends AbstractSigner {
+export class ConcurrentTxSigner extends AbstractSigner {
   readonly #wallet: Wallet | HDNodeWallet;
   #nonce: Promise<number> | undefined;
 
@@ -419,7 +419,7 @@ export class SerialSigner extends AbstractSigner {
   }
 
   override connect(): never {
-    throw new ConsortError("INTERNAL", "a SerialSigner stays on the provider it was made with");
+    throw new ConsortError("INTERNAL", "a ConcurrentTxSigner stays on the provider it was made with");
   }
 
   override getAddress(): Promise<string> {
@@ -458,7 +458,11 @@ export class SerialSigner extends AbstractSigner {
             await new Promise((r) => setTimeout(r, 100));
           }
         }
-        if (attempt >= 5 || !toConsortError(error).retryable) throw error;
+        if (attempt >= 5 || !toConsortError(error).retryable) {
+          // This nonce may now be a gap: the next transaction asks the chain for its pending count, and fills it.
+          this.#nonce = undefined;
+          throw error;
+        }
         await new Promise((r) => setTimeout(r, 100 * attempt));
       }
     }
@@ -481,11 +485,11 @@ export interface LocalTaskSubmission {
 /**
  * Creates all `tasks` at once and has every owner submit to all of them at
  * once (what a load test needs). The requester and each owner send their
- * transactions from one key each, through a SerialSigner. A createTask or
+ * transactions from one key each, through a ConcurrentTxSigner. A createTask or
  * an owner's submitInput that fails with a retryable error is run again, as
  * a data owner would (submitInput resumes from its pending file), up to 5
- * times. Every task
- * uses the cluster's nodes and its first `inputs.length` owners.
+ * times. Every task uses the cluster's nodes and its first `inputs.length`
+ * owners.
  */
 export async function submitLocalTasksAtOnce(
   cluster: Pick<LocalCluster, "provider" | "registry" | "nodes" | "owners" | "workDir">,
@@ -494,11 +498,11 @@ export async function submitLocalTasksAtOnce(
   /** submitInput's progress events, with the task and the owner's index (the load bench times the steps with them). */
   onProgress?: (taskId: bigint, owner: number, event: { step: string; [key: string]: unknown }) => void,
 ): Promise<LocalTaskSubmission[]> {
-  const requester = await RegistryClient.connect(new SerialSigner(devWallet(0).connect(cluster.provider)), cluster.registry.address);
+  const requester = await RegistryClient.connect(new ConcurrentTxSigner(devWallet(0).connect(cluster.provider)), cluster.registry.address);
   const ownerCount = Math.max(0, ...tasks.map((t) => t.inputs.length));
   const owners = await Promise.all(
     cluster.owners.slice(0, ownerCount).map(async (wallet) => {
-      const signer = new SerialSigner(wallet.connect(cluster.provider));
+      const signer = new ConcurrentTxSigner(wallet.connect(cluster.provider));
       return { signer, registry: await RegistryClient.connect(signer, cluster.registry.address) };
     }),
   );
