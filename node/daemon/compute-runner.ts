@@ -148,12 +148,16 @@ export class ComputeRunner {
     }
   }
 
-  /** Forgets everything held for the task in memory (a reorg may hand its id to another task, whose frames must be taken). */
-  forget(taskId: bigint): void {
+  /**
+   * Forgets everything held for the task in memory (a reorg may hand its id
+   * to another task, whose frames must be taken). `keepStats`: a task that is
+   * over keeps its compute stats, which GET /v1/tasks/:id reports after it.
+   */
+  forget(taskId: bigint, keepStats = false): void {
     const key = taskId.toString();
     this.#over.delete(key);
     this.#attempts.delete(key);
-    this.#stats.delete(key);
+    if (!keepStats) this.#stats.delete(key);
     this.#o.channel.forgetTask(taskId);
   }
 
