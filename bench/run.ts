@@ -13,6 +13,7 @@ import { ProgramBuilder } from "../node/program/program-builder.ts";
 import { field, int } from "../node/program/secret-types.ts";
 import { totalAndMean } from "../node/program/standard-programs.ts";
 import { startBenchCluster, runTask, type BenchCluster } from "./cluster-bench.ts";
+import { loadScenario } from "./load-bench.ts";
 
 interface Figure {
   readonly name: string;
@@ -193,15 +194,25 @@ async function roundLatency(cluster: BenchCluster, runs: number): Promise<Figure
 }
 
 async function main(): Promise<void> {
-  const cluster = await startBenchCluster(3, 3);
   const figures: Figure[] = [];
+  // The shared cluster starts with the first scenario that needs it (not at all for `load` alone, which starts its own).
+  let shared: BenchCluster | undefined;
+  const cluster = async () => (shared ??= await startBenchCluster(3, 3));
+  // The load scenarios start fresh clusters of their own, with nothing else running beside them.
+  const alone = async () => {
+    await shared?.stop();
+    shared = undefined;
+  };
   try {
     const only = process.env.CONSORT_BENCH_ONLY?.split(",");
     const scenarios: [string, () => Promise<Figure | Figure[]>][] = [
-      ["mean", () => meanOf3x1000(cluster, 5)],
-      ["round", () => roundLatency(cluster, 5)],
-      ["mul", () => multiplications(cluster, 5)],
-      ["cmp", () => comparisons(cluster, 5)],
+      ["mean", async () => meanOf3x1000(await cluster(), 5)],
+      ["round", async () => roundLatency(await cluster(), 5)],
+      ["mul", async () => multiplications(await cluster(), 5)],
+      ["cmp", async () => comparisons(await cluster(), 5)],
+      // Last, on fresh clusters: each node's peak RSS is then the load's alone.
+      ["load", async () => (await alone(), loadScenario(3, "total-and-mean"))],
+      ["load-cmp", async () => (await alone(), loadScenario(3, "max-and-argmax"))],
     ];
     for (const [key, scenario] of scenarios) {
       if (only !== undefined && !only.includes(key)) continue;
@@ -213,7 +224,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    await cluster.stop();
+    await shared?.stop();
   }
   const width = Math.max(...figures.map((f) => f.name.length));
   console.log(`\nConsort benchmarks: 3 node processes, t = 1, ${cpus().length} cores, Node ${process.versions.node}`);

@@ -149,14 +149,15 @@ export class ComputeRunner {
   }
 
   /**
-   * Forgets what is held in memory for the task's rounds (a reorg may hand
-   * its id to another task, whose frames must be taken). Its last run's
-   * figures stay for operators and benchmarks (GET /v1/tasks/:id).
+   * Forgets everything held for the task in memory (a reorg may hand its id
+   * to another task, whose frames must be taken). `keepStats`: a task that is
+   * over keeps its compute stats, which GET /v1/tasks/:id reports after it.
    */
-  forget(taskId: bigint): void {
+  forget(taskId: bigint, keepStats = false): void {
     const key = taskId.toString();
     this.#over.delete(key);
     this.#attempts.delete(key);
+    if (!keepStats) this.#stats.delete(key);
     this.#o.channel.forgetTask(taskId);
   }
 

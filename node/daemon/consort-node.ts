@@ -496,7 +496,7 @@ export class ConsortNode {
    */
   private finish(taskId: bigint, over: boolean): void {
     this.runner.markOver(taskId, over ? "over" : "removed by a chain reorganisation");
-    this.runner.forget(taskId);
+    this.runner.forget(taskId, over);
     this.submitter.forget(finalizeKey(taskId));
     this.submitter.forget(expireKey(taskId));
     if (over) {

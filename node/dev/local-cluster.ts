@@ -4,14 +4,25 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { HDNodeWallet, Mnemonic, type JsonRpcProvider } from "ethers";
+import {
+  AbstractSigner,
+  HDNodeWallet,
+  Mnemonic,
+  type JsonRpcProvider,
+  type TransactionRequest,
+  type TransactionResponse,
+  type TypedDataDomain,
+  type TypedDataField,
+  type Wallet,
+  keccak256,
+} from "ethers";
 import { deployRegistry } from "../chain/deployments.ts";
 import { RegistryClient } from "../chain/registry-client.ts";
 import { connectProvider, probeChainId } from "../chain/rpc-provider.ts";
 import { chainNow } from "../chain/rpc-provider.ts";
 import { submitInput } from "../client/data-owner-client.ts";
 import { registerNodeParty } from "../daemon/register-node-party.ts";
-import { ConsortError } from "../errors.ts";
+import { ConsortError, toConsortError } from "../errors.ts";
 import { encodeProgram } from "../program/program-encoding.ts";
 import type { Program } from "../program/program.ts";
 import { getJson } from "../transport/http-client.ts";
@@ -385,4 +396,166 @@ export async function submitLocalTask(
     }),
   );
   return taskId;
+}
+
+/**
+ * A development key's signer for many concurrent transactions. A plain
+ * wallet reads the same pending nonce for concurrent transactions (all but
+ * one are refused: "nonce has already been used"); ethers' NonceManager
+ * takes the nonce before estimating gas, so a request that fails there
+ * leaves a gap every later transaction waits behind. Here a transaction is
+ * prepared (gas, fees) first, takes the next nonce only then, and is
+ * broadcast concurrently with the others; a broadcast that fails in
+ * transport (a keep-alive connection the RPC closed, say) is sent again as
+ * the same signed bytes, which the chain includes at most once.
+ */
+export class ConcurrentTxSigner extends AbstractSigner {
+  readonly #wallet: Wallet | HDNodeWallet;
+  #nonce: Promise<number> | undefined;
+
+  constructor(wallet: Wallet | HDNodeWallet) {
+    super(wallet.provider);
+    this.#wallet = wallet;
+  }
+
+  override connect(): never {
+    throw new ConsortError("INTERNAL", "a ConcurrentTxSigner stays on the provider it was made with");
+  }
+
+  override getAddress(): Promise<string> {
+    return this.#wallet.getAddress();
+  }
+
+  override signTransaction(tx: TransactionRequest): Promise<string> {
+    return this.#wallet.signTransaction(tx);
+  }
+
+  override signMessage(message: string | Uint8Array): Promise<string> {
+    return this.#wallet.signMessage(message);
+  }
+
+  override signTypedData(domain: TypedDataDomain, types: Record<string, TypedDataField[]>, value: Record<string, unknown>): Promise<string> {
+    return this.#wallet.signTypedData(domain, types, value);
+  }
+
+  override async sendTransaction(tx: TransactionRequest): Promise<TransactionResponse> {
+    const { nonce: _ignored, ...populated } = await this.#wallet.populateTransaction({ ...tx, nonce: 0 });
+    // Taken with no await between reading and advancing: concurrent calls get consecutive nonces.
+    const base = this.#nonce ?? this.#wallet.getNonce("pending");
+    this.#nonce = base.then((n) => n + 1);
+    const signed = await this.#wallet.signTransaction({ ...populated, nonce: await base });
+    const provider = this.#wallet.provider!;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await provider.broadcastTransaction(signed);
+      } catch (error) {
+        if (attempt > 1 && /already known|nonce has already been used|nonce too low/i.test(String((error as Error).message))) {
+          // An earlier attempt reached the chain after all.
+          const hash = keccak256(signed);
+          for (;;) {
+            const known = await provider.getTransaction(hash);
+            if (known !== null) return known;
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        }
+        if (attempt >= 5 || !toConsortError(error).retryable) {
+          // This nonce may now be a gap: the next transaction asks the chain for its pending count, and fills it.
+          this.#nonce = undefined;
+          throw error;
+        }
+        await new Promise((r) => setTimeout(r, 100 * attempt));
+      }
+    }
+  }
+}
+
+/** When one task of submitLocalTasksAtOnce was created and when its owners' shares were all delivered (performance.now()). */
+export interface LocalTaskSubmission {
+  readonly taskId: bigint;
+  /** The createTask call began. */
+  readonly startedAt: number;
+  /** Its receipt was read: the task exists on chain. */
+  readonly createdAt: number;
+  /** Every owner's submitInput resolved: committed on chain and delivered to every party. */
+  readonly deliveredAt: number;
+  /** createTask and submitInput calls that failed with a retryable error and were run again (submitInput resuming from its pending file). */
+  readonly resubmissions: number;
+}
+
+/**
+ * Creates all `tasks` at once and has every owner submit to all of them at
+ * once (what a load test needs). The requester and each owner send their
+ * transactions from one key each, through a ConcurrentTxSigner. A createTask or
+ * an owner's submitInput that fails with a retryable error is run again, as
+ * a data owner would (submitInput resumes from its pending file), up to 5
+ * times. Every task uses the cluster's nodes and its first `inputs.length`
+ * owners.
+ */
+export async function submitLocalTasksAtOnce(
+  cluster: Pick<LocalCluster, "provider" | "registry" | "nodes" | "owners" | "workDir">,
+  tasks: readonly { readonly program: Program; readonly inputs: readonly (readonly bigint[])[] }[],
+  threshold: number,
+  /** submitInput's progress events, with the task and the owner's index (the load bench times the steps with them). */
+  onProgress?: (taskId: bigint, owner: number, event: { step: string; [key: string]: unknown }) => void,
+): Promise<LocalTaskSubmission[]> {
+  const requester = await RegistryClient.connect(new ConcurrentTxSigner(devWallet(0).connect(cluster.provider)), cluster.registry.address);
+  const ownerCount = Math.max(0, ...tasks.map((t) => t.inputs.length));
+  const owners = await Promise.all(
+    cluster.owners.slice(0, ownerCount).map(async (wallet) => {
+      const signer = new ConcurrentTxSigner(wallet.connect(cluster.provider));
+      return { signer, registry: await RegistryClient.connect(signer, cluster.registry.address) };
+    }),
+  );
+  const now = await chainNow(cluster.provider);
+  return Promise.all(
+    tasks.map(async ({ program, inputs }) => {
+      const startedAt = performance.now();
+      let resubmissions = 0;
+      let taskId: bigint | undefined;
+      for (let attempt = 1; taskId === undefined; attempt++) {
+        try {
+          ({ taskId } = await requester.createTask({
+            program: encodeProgram(program),
+            parties: cluster.nodes.map((n) => n.address),
+            dataOwners: cluster.owners.slice(0, inputs.length).map((o) => o.address),
+            threshold,
+            inputDeadline: now + 3_600n,
+            resultDeadline: now + 7_200n,
+          }));
+        } catch (error) {
+          // A read that failed after the broadcast (the receipt) leaves a task nobody submits to: it only expires.
+          if (attempt >= 5 || !toConsortError(error).retryable) throw error;
+          resubmissions++;
+          await new Promise((r) => setTimeout(r, 200 * attempt));
+        }
+      }
+      const createdAt = performance.now();
+      await Promise.all(
+        inputs.map(async (values, i) => {
+          for (let attempt = 1; ; attempt++) {
+            onProgress?.(taskId, i, { step: "start", attempt });
+            try {
+              await submitInput({
+                registry: owners[i]!.registry,
+                signer: owners[i]!.signer,
+                taskId,
+                values,
+                stateDir: join(cluster.workDir, "inputs"),
+                deliveryTimeoutMs: 300_000,
+                ...(onProgress === undefined ? {} : { onProgress: (event) => onProgress(taskId, i, event) }),
+              });
+              return;
+            } catch (error) {
+              const e = toConsortError(error);
+              if (attempt >= 5 || !e.retryable) throw error;
+              onProgress?.(taskId, i, { step: "resubmit", reason: `${e.code}: ${e.message}` });
+              resubmissions++;
+              await new Promise((r) => setTimeout(r, 200 * attempt));
+            }
+          }
+        }),
+      );
+      return { taskId, startedAt, createdAt, deliveredAt: performance.now(), resubmissions };
+    }),
+  );
 }

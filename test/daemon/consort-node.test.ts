@@ -10,6 +10,7 @@ import { RegistryClient } from "../../node/chain/registry-client.ts";
 import { connectProvider } from "../../node/chain/rpc-provider.ts";
 import { chainNow } from "../../node/chain/rpc-provider.ts";
 import { ConsortNode } from "../../node/daemon/consort-node.ts";
+import { getJson } from "../../node/transport/http-client.ts";
 import { submitInput } from "../../node/client/data-owner-client.ts";
 import { devWallet, freePort, prepareLocalNode, startLocalChain, startLocalNode, type LocalChain } from "../../node/dev/local-cluster.ts";
 import { createLogger } from "../../node/logger.ts";
@@ -293,10 +294,14 @@ describe("cli/consort-node: a node under bad input", function () {
       if (Date.now() > deadline) throw new Error("the task was not finalized after the RPC came back");
       await new Promise((r) => setTimeout(r, 250));
     }
-    for (const node of nodes) {
+    for (const [i, node] of nodes.entries()) {
       while (node.store.getTask(fresh)?.status !== "finalized") await new Promise((r) => setTimeout(r, 100));
       const status = node.store.getTask(fresh)!;
       expect(JSON.parse(new TextDecoder().decode(status.result)).outputs.total).to.equal(String(values.reduce((a, b) => a + b, 0n)));
+      // Once its job is deleted the node has let go of the task; what its computation took stays readable.
+      while (node.store.getJob(fresh) !== undefined) await new Promise((r) => setTimeout(r, 100));
+      const view = (await getJson(urls[i]!, `/v1/tasks/${fresh}`, { timeoutMs: 5_000 })) as { compute: { rounds: number } | null };
+      expect(view.compute, `compute stats at node ${i}`).to.not.equal(null);
     }
     await expectAlive();
   });
