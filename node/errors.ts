@@ -52,6 +52,8 @@ export type ConsortErrorCode =
   | "TX_PENDING"
   /** Another transaction took a signed transaction's nonce before it was mined (retryable: it is signed again). */
   | "TX_REPLACED"
+  /** A write lost a race for its key's nonce to another write and was not sent (retryable: send it again). */
+  | "NONCE_CONFLICT"
   | "CONTRACT_NOT_FOUND"
   | "DEPLOYMENT_NOT_FOUND"
   | "TASK_FAILED"

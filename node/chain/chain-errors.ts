@@ -50,6 +50,13 @@ export function toChainError(error: unknown, iface: Interface, action: string): 
   if (typeof code === "string" && code === "CALL_EXCEPTION") {
     return new ConsortError("TX_REVERTED", `${action} reverted without a reason`, { cause: error });
   }
+  if (code === "NONCE_EXPIRED" || code === "REPLACEMENT_UNDERPRICED" || /nonce too low|nonce has already been used|replacement transaction underpriced/i.test(message)) {
+    // Two writes from one key took the same nonce and this one lost: nothing was sent, so sending it again is safe.
+    return new ConsortError("NONCE_CONFLICT", `${action} was not sent: another transaction from the same key took its nonce; send it again`, {
+      retryable: true,
+      cause: error,
+    });
+  }
   if ((typeof code === "string" && TRANSIENT_CODES.has(code)) || /ECONNREFUSED|ECONNRESET|fetch failed|socket hang up/i.test(message)) {
     return new ConsortError("RPC_UNAVAILABLE", `${action} failed: the RPC endpoint is unavailable`, {
       retryable: true,

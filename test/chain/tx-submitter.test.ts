@@ -112,6 +112,20 @@ describe("chain/tx-submitter: one transaction per intent, whatever crashes", fun
     expect(await nonceOf(wallet.address)).to.equal(before);
   });
 
+  it("plain registry writes from one key that race for a nonce: the losers are NONCE_CONFLICT, retryable (nothing was sent)", async () => {
+    const wallet = devWallet(15).connect(provider);
+    const registry = await RegistryClient.connect(wallet, registryAddress);
+    await registry.registerParty(encryptionKey("g"), "http://127.0.0.1:7400");
+    const outcomes = await Promise.allSettled([1, 2, 3, 4].map((i) => registry.updateParty(encryptionKey(`g${i}`), `http://127.0.0.1:${7400 + i}`)));
+    const lost = outcomes.filter((o) => o.status === "rejected").map((o) => (o as PromiseRejectedResult).reason as ConsortError);
+    // ethers reads one pending nonce for all four within its cache window: one lands, the others collide.
+    expect(lost.length).to.be.greaterThan(0);
+    for (const e of lost) {
+      expect(e.code, e.message).to.equal("NONCE_CONFLICT");
+      expect(e.retryable).to.equal(true);
+    }
+  });
+
   it("a journaled transaction whose nonce another transaction took is dropped (TX_REPLACED, retryable), and the intent is signed again", async () => {
     const wallet = devWallet(14);
     const noBroadcast = new NoBroadcastProvider(chain.rpcUrl, undefined, { staticNetwork: true });
