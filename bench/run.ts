@@ -172,7 +172,7 @@ async function roundLatency(cluster: BenchCluster, runs: number): Promise<Figure
   // round with Maglev after a few hundred rounds and with TurboFan after a few thousand
   // (--trace-opt: the round path's functions reach TurboFan between rounds ~3,000 and ~6,500),
   // and the per-run figures of fresh clusters fall over the first five runs and are flat from
-  // there (docs/benchmarks.md, "Warm-up"). The first run is reported on its own line.
+  // there (docs/benchmark-history.md, "Warm-up"). The first run is reported on its own line.
   const warmups = 5;
   for (let r = 0; r < runs + warmups; r++) {
     // The floor right before each counted run (the cluster idle in between), for the same minute's machine.
