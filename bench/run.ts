@@ -131,8 +131,8 @@ async function comparisons(cluster: BenchCluster, runs: number): Promise<Figure>
  * round figure: three processes pass 40-byte messages around a ring over
  * upgraded HTTP/1.1 connections on loopback, with no crypto and no engine
  * (bench/socket-floor.bench.mjs, MODE=upgrade RING=1 WORK_US=0), wall time
- * per round. On these VMs it moved between 0.14 and 0.47 ms within hours
- * (docs/benchmarks.md), and the round figure moves with it; printed next to
+ * per round. On these VMs it moves by a factor of several within hours
+ * (docs/benchmark-history.md), and the round figure moves with it; printed next to
  * the round figure so a reader can tell a slow machine from a slow engine.
  */
 function ringFloorMs(): Promise<number> {
