@@ -116,7 +116,7 @@ describe(`e2e: chaos (seed ${SEED}, ${TASKS} tasks)`, function () {
   /** Children we killed on purpose; any other exit is a crash. */
   const killedByUs = new Set<number>();
   const crashes: string[] = [];
-  const tally = { kills: 0, doubleKills: 0, outages: 0, reorgs: 0, removedBlocks: 0, startRefusals: 0, resubmits: 0, submitErrors: new Map<string, number>() };
+  const tally = { kills: 0, doubleKills: 0, outages: 0, reorgs: 0, removedBlocks: 0, removedCommitments: 0, removedFinalizations: 0, startRefusals: 0, resubmits: 0, submitErrors: new Map<string, number>() };
   const schedule: string[] = [];
 
   function watch(node: LocalNode): void {
@@ -250,6 +250,8 @@ describe(`e2e: chaos (seed ${SEED}, ${TASKS} tasks)`, function () {
     const drivers: Promise<void>[] = [];
     const slots = Array.from({ length: PARALLEL }, async (_, slot) => {
       for (let index = slot; index < TASKS; index += PARALLEL) {
+        // Staggered, so that the chaos finds tasks at every stage.
+        await sleep(rng.int(0, 1_500));
         let done!: () => void;
         const finalized = new Promise<void>((r) => (done = r));
         const driver = drive(tasks[index]!, () => done());
@@ -283,6 +285,18 @@ describe(`e2e: chaos (seed ${SEED}, ${TASKS} tasks)`, function () {
       await cluster.kill(i);
     }
 
+    /** How many input commitments and finalizations the chain holds for the tasks created so far. */
+    async function chainView(): Promise<{ commitments: number; finalized: number }> {
+      let commitments = 0;
+      let finalized = 0;
+      for (const t of tasks) {
+        if (t.id === undefined) continue;
+        commitments += (await cluster.registry.inputCommitments(t.id)).filter((c) => !/^0x0+$/.test(c)).length;
+        if ((await cluster.registry.taskState(t.id)) === "Finalized") finalized++;
+      }
+      return { commitments, finalized };
+    }
+
     const mandatory: Event[] = ["kill", "outage", "reorg", "kill2"];
     for (let i = mandatory.length - 1; i > 0; i--) {
       const j = rng.int(0, i);
@@ -297,7 +311,7 @@ describe(`e2e: chaos (seed ${SEED}, ${TASKS} tasks)`, function () {
     const chaos = (async () => {
       let n = 0;
       while (!slotsDone || n < mandatory.length) {
-        await sleep(rng.int(1_000, 3_500));
+        await sleep(rng.int(500, 3_000));
         const event = n < mandatory.length ? mandatory[n]! : rng.pick(weighted);
         n++;
         if (event === "kill" || event === "kill2") {
@@ -335,11 +349,15 @@ describe(`e2e: chaos (seed ${SEED}, ${TASKS} tasks)`, function () {
           await sleep(window);
           await submitLock.lock();
           const to = await provider.getBlockNumber();
+          const before = await chainView();
           expect(await provider.send("evm_revert", [snapshot]), "evm_revert").to.equal(true);
           await provider.send("evm_mine", []);
+          const after = await chainView();
+          tally.removedCommitments += before.commitments - after.commitments;
+          tally.removedFinalizations += before.finalized - after.finalized;
           tally.reorgs++;
           tally.removedBlocks += to - from;
-          note(`reorg: blocks ${from + 1}..${to} removed (window ${window} ms)`);
+          note(`reorg: blocks ${from + 1}..${to} removed (window ${window} ms), with ${before.commitments - after.commitments} commitments and ${before.finalized - after.finalized} finalizations`);
           // Every owner's nonce went back with the blocks; ethers' 250 ms cache must not hand out the old one.
           await sleep(300);
           submitLock.unlock();
@@ -415,7 +433,7 @@ describe(`e2e: chaos (seed ${SEED}, ${TASKS} tasks)`, function () {
     const errors = [...tally.submitErrors].map(([c, n]) => `${c}×${n}`).join(", ") || "none";
     console.log(
       `      chaos seed ${SEED}: ${TASKS} tasks finalized in ${((Date.now() - started) / 1000).toFixed(1)} s; ` +
-        `${tally.kills} kills (${tally.doubleKills} double), ${tally.outages} RPC outages, ${tally.reorgs} reorgs (${tally.removedBlocks} blocks), ` +
+        `${tally.kills} kills (${tally.doubleKills} double), ${tally.outages} RPC outages, ${tally.reorgs} reorgs (${tally.removedBlocks} blocks, ${tally.removedCommitments} commitments, ${tally.removedFinalizations} finalizations), ` +
         `${tally.startRefusals} refused starts, ${tally.resubmits} resubmissions, submit errors: ${errors}; ${partyTxs} party transactions`,
     );
   });
