@@ -152,6 +152,8 @@ describe(`e2e: chaos (seed ${SEED}, ${TASKS} tasks)`, function () {
     const started = Date.now();
     const provider = cluster.provider;
     const startBlock = await provider.getBlockNumber();
+    const nonces = () => Promise.all(cluster.nodes.map(async (n) => Number(await provider.send("eth_getTransactionCount", [n.address, "latest"]))));
+    const noncesBefore = await nonces();
     // At confirmations 1 an event is acted on under one more block: keep the chain moving.
     const miner = setInterval(() => void provider.send("evm_mine", []).catch(() => undefined), 250);
     const createLock = new SharedLock();
@@ -409,6 +411,7 @@ describe(`e2e: chaos (seed ${SEED}, ${TASKS} tasks)`, function () {
     const latest = await provider.getBlockNumber();
     const parties = new Map(cluster.nodes.map((n) => [n.address.toLowerCase(), n.name]));
     const intents = new Map<string, number>();
+    const perParty = new Map<string, number>();
     let partyTxs = 0;
     for (let b = startBlock + 1; b <= latest; b++) {
       const block = (await provider.send("eth_getBlockByNumber", [`0x${b.toString(16)}`, true])) as { transactions: { from: string; input: string }[] };
@@ -416,11 +419,15 @@ describe(`e2e: chaos (seed ${SEED}, ${TASKS} tasks)`, function () {
         const party = parties.get(tx.from.toLowerCase());
         if (party === undefined) continue;
         partyTxs++;
+        perParty.set(party, (perParty.get(party) ?? 0) + 1);
         const call = REGISTRY_IFACE.parseTransaction({ data: tx.input });
         const key = `${party} ${call?.name ?? "unknown"}/${call?.args[0]?.toString() ?? "?"}`;
         intents.set(key, (intents.get(key) ?? 0) + 1);
       }
     }
+    // Every nonce a party used since the start is one of the transactions scanned (none went elsewhere).
+    const noncesAfter = await nonces();
+    expect(noncesAfter.map((n, i) => n - noncesBefore[i]!)).to.deep.equal(cluster.nodes.map((node) => perParty.get(node.name) ?? 0));
     const twice = [...intents].filter(([, n]) => n > 1);
     expect(twice, "a party sent two transactions for one intent").to.deep.equal([]);
     const finalizes = [...intents.keys()].filter((k) => k.includes(" finalizeTask/")).length;
@@ -434,11 +441,22 @@ describe(`e2e: chaos (seed ${SEED}, ${TASKS} tasks)`, function () {
     }
     expect(crashes).to.deep.equal([]);
 
+    // After a reorg removed a mined transaction, its intent is signed anew (legitimately): how often that happened.
+    let resigned = 0;
+    for (const node of cluster.nodes) {
+      const signed = new Map<string, Set<string>>();
+      for (const line of logText(node).split("\n")) {
+        if (!line.startsWith("{")) continue;
+        const entry = JSON.parse(line) as { msg?: string; intent?: string; tx?: string };
+        if (entry.msg === "transaction broadcast" && entry.intent !== undefined && entry.tx !== undefined) signed.set(entry.intent, (signed.get(entry.intent) ?? new Set()).add(entry.tx));
+      }
+      for (const txs of signed.values()) resigned += txs.size - 1;
+    }
     const errors = [...tally.submitErrors].map(([c, n]) => `${c}×${n}`).join(", ") || "none";
     console.log(
       `      chaos seed ${SEED}: ${TASKS} tasks finalized in ${((Date.now() - started) / 1000).toFixed(1)} s; ` +
         `${tally.kills} kills (${tally.doubleKills} double), ${tally.outages} RPC outages, ${tally.reorgs} reorgs (${tally.removedBlocks} blocks, ${tally.removedCommitments} commitments, ${tally.removedFinalizations} finalizations), ` +
-        `${tally.startRefusals} refused starts, ${tally.resubmits} resubmissions, submit errors: ${errors}; ${partyTxs} party transactions`,
+        `${tally.startRefusals} refused starts, ${tally.resubmits} resubmissions, submit errors: ${errors}; ${partyTxs} party transactions, ${resigned} intents signed again after a reorg`,
     );
   });
 });
