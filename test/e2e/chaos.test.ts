@@ -61,6 +61,7 @@ interface ChaosTask {
   id?: bigint;
   /** Owners whose submitInput has returned at least once (submitting one again means its commitment was lost). */
   readonly submitted: Set<number>;
+  seenFinalized?: boolean;
 }
 
 /** A lock shared by many holders or held by one (reorgs), writers first so a reorg is not starved. */
@@ -159,6 +160,7 @@ describe(`e2e: chaos (seed ${SEED}, ${TASKS} tasks)`, function () {
     const createLock = new SharedLock();
     const submitLock = new SharedLock();
     let chaosOver = false;
+    let lastProgress = Date.now();
     const down = new Set<number>();
 
     const programs: { make: () => Program; owners: number; length: number }[] = [
@@ -232,10 +234,15 @@ describe(`e2e: chaos (seed ${SEED}, ${TASKS} tasks)`, function () {
     /** Drives a task until it is finalized and the chaos is over (a reorg may take its commitments or its finalization away). */
     async function drive(task: ChaosTask, firstFinalized: () => void): Promise<void> {
       await create(task);
-      const deadline = () => Date.now() > started + TASKS * 30_000 + 120_000;
+      // No task finalized for this long while tasks wait is a stall (the chaos never holds the chain up that long).
+      const deadline = () => Date.now() > lastProgress + 120_000;
       for (;;) {
         const state = await cluster.registry.taskState(task.id!);
         if (state === "Finalized") {
+          if (!task.seenFinalized) {
+            task.seenFinalized = true;
+            lastProgress = Date.now();
+          }
           firstFinalized();
           if (chaosOver) return;
         } else if (state === "AwaitingInputs") {
@@ -243,7 +250,12 @@ describe(`e2e: chaos (seed ${SEED}, ${TASKS} tasks)`, function () {
         } else if (state !== "Computing") {
           throw new Error(`task ${task.id} is ${state}; seed ${SEED}`);
         }
-        if (deadline()) throw new Error(`task ${task.id} (#${task.index}) is still ${state}; seed ${SEED}; logs in ${cluster.workDir}`);
+        if (deadline()) {
+          // Transactions queued behind a missing nonce are the likeliest cause: name them.
+          const pool = (await provider.send("txpool_inspect", []).catch(() => undefined)) as { queued?: Record<string, Record<string, string>> } | undefined;
+          const queued = Object.entries(pool?.queued ?? {}).map(([from, txs]) => `${from}: nonces ${Object.keys(txs).join(",")}`);
+          throw new Error(`task ${task.id} (#${task.index}) is still ${state} and no task finalized for 120 s; queued transactions: ${queued.join("; ") || "none"}; seed ${SEED}; logs in ${cluster.workDir}`);
+        }
         await sleep(250);
       }
     }
@@ -274,7 +286,10 @@ describe(`e2e: chaos (seed ${SEED}, ${TASKS} tasks)`, function () {
           down.delete(i);
           return;
         } catch (error) {
-          // A node started while the RPC is down may refuse to start (exit 75, "try again"), as a supervisor would see it.
+          // A node started while the RPC is down may refuse to start (exit 75, "try again"), as a supervisor would
+          // see it; any other exit on start (a store a SIGKILL left unreadable, say) is a crash.
+          const message = toConsortError(error).message;
+          if (!/exited before it was ready: code 75,/.test(message)) crashes.push(`party-${i} could not start again: ${message}`);
           if (attempt >= 60) throw error;
           tally.startRefusals++;
           note(`party-${i} did not start (${toConsortError(error).message.slice(0, 80)}); trying again`);
@@ -309,7 +324,11 @@ describe(`e2e: chaos (seed ${SEED}, ${TASKS} tasks)`, function () {
     const weighted: Event[] = ["kill", "kill", "kill", "kill2", "outage", "outage", "reorg", "reorg"];
     const allStarted = Promise.all(slots);
     let slotsDone = false;
-    void allStarted.then(() => (slotsDone = true));
+    // A failed task ends the slots too, and the chaos with them (the failure is reported below).
+    void allStarted.then(
+      () => (slotsDone = true),
+      () => (slotsDone = true),
+    );
     const restarts: Promise<void>[] = [];
 
     const chaos = (async () => {
