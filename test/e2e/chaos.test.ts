@@ -25,11 +25,13 @@ import { getJson } from "../../node/transport/http-client.ts";
  * with the chain, no party have a second transaction for one intent on
  * chain, and no node have died on its own.
  *
- * CONSORT_CHAOS_SEED reproduces a run's schedule (it is printed);
+ * CONSORT_CHAOS_SEED reproduces a run's schedule (it is printed; the small
+ * run replays seed 1 by default, a run sized by CONSORT_CHAOS_TASKS draws one);
  * CONSORT_CHAOS_TASKS (default 5) and CONSORT_CHAOS_PARALLEL (default 3) size it.
  */
 
-const SEED = process.env.CONSORT_CHAOS_SEED ?? String(Math.floor(Math.random() * 2 ** 31));
+// The small run in npm test replays one schedule; a long run (npm run chaos) draws a new one unless told.
+const SEED = process.env.CONSORT_CHAOS_SEED ?? (process.env.CONSORT_CHAOS_TASKS === undefined ? "1" : String(Math.floor(Math.random() * 2 ** 31)));
 const TASKS = Number(process.env.CONSORT_CHAOS_TASKS ?? 5);
 const PARALLEL = Math.min(4, Number(process.env.CONSORT_CHAOS_PARALLEL ?? 3));
 const OWNERS_PER_SLOT = 3;
