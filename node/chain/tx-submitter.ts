@@ -60,19 +60,28 @@ async function isMined(provider: Provider, hash: string): Promise<boolean> {
 }
 
 /**
+ * The sender's mined transaction count, asked of the RPC itself (ethers caches a repeated call for a moment).
+ * Not the pool's count: a transaction waiting for a freed nonce would hide that nonce.
+ */
+async function minedCount(provider: Provider, sender: string): Promise<number> {
+  if (provider instanceof JsonRpcApiProvider) return Number(await provider.send("eth_getTransactionCount", [sender, "latest"]));
+  return provider.getTransactionCount(sender, "latest");
+}
+
+/**
  * Sends contract transactions so that a crash at any point never sends a
  * second one for the same intent: each transaction is signed, journaled with
  * its hash and raw bytes, and only then broadcast. After a restart the
  * journaled bytes are broadcast again (the same transaction, so the chain
- * includes it at most once) and its receipt awaited. Signing is serialised
- * with a locally tracked nonce, so concurrent intents (many tasks finalizing
- * at once) never reuse one.
+ * includes it at most once) and its receipt awaited. Signing is serialised,
+ * and each takes the lowest nonce neither mined nor held by a journaled
+ * transaction, so concurrent intents (many tasks finalizing at once) never
+ * reuse one, and a nonce a reorganisation freed is filled.
  */
 export class TxSubmitter {
   readonly #o: TxSubmitterOptions;
   readonly #sender: string;
   #queue: Promise<unknown> = Promise.resolve();
-  #nextNonce: number | undefined;
 
   constructor(options: TxSubmitterOptions) {
     this.#o = options;
@@ -142,22 +151,26 @@ export class TxSubmitter {
     const provider = wallet.provider;
     if (provider === null) throw new ConsortError("CONFIG_INVALID", "the transaction submitter needs a wallet connected to a provider");
     const data = iface.encodeFunctionData(method, [...args]);
+    // Read before the chain's count: a transaction mined and forgotten in between is counted by the chain instead.
+    const journaled = new Set(journal.listSignedTxs().filter((t) => t.sender.toLowerCase() === this.#sender.toLowerCase()).map((t) => t.nonce));
     let chainNonce: number;
     let populated;
     try {
       // Estimating first turns a revert into TX_REVERTED (with the decoded custom error) before a nonce is spent.
       const gasLimit = await provider.estimateGas({ from: this.#sender, to, data });
-      chainNonce = await provider.getTransactionCount(this.#sender, "pending");
+      chainNonce = await minedCount(provider, this.#sender);
       populated = await wallet.populateTransaction({ to, data, gasLimit });
     } catch (error) {
       throw toChainError(error, iface, method);
     }
-    const journaled = journal.listSignedTxs().filter((t) => t.sender.toLowerCase() === this.#sender.toLowerCase());
-    const nonce = Math.max(chainNonce, this.#nextNonce ?? 0, ...journaled.map((t) => t.nonce + 1));
+    // The lowest nonce neither used on chain nor held by a journaled transaction. Not a count kept here: a
+    // reorganisation can remove a mined (and so forgotten) transaction, its nonce is free again, and every
+    // transaction signed above it would wait for it forever.
+    let nonce = chainNonce;
+    while (journaled.has(nonce)) nonce++;
     const signedRaw = await wallet.signTransaction({ ...populated, nonce });
     const tx: SignedTx = { key, sender: this.#sender, nonce, hash: keccak256(signedRaw), raw: signedRaw, signedAt: Date.now() };
     journal.putSignedTx(tx);
-    this.#nextNonce = nonce + 1;
     return tx;
   }
 
@@ -172,7 +185,6 @@ export class TxSubmitter {
         // Either this very transaction is mined already, or another one took its nonce.
         if (!(await isMined(provider, tx.hash).catch(() => false))) {
           journal.deleteSignedTx(tx.key);
-          this.#nextNonce = undefined;
           throw new ConsortError("TX_REPLACED", `${method} transaction ${tx.hash} lost its nonce ${tx.nonce} to another transaction; it will be signed again`, {
             retryable: true,
             details: { txHash: tx.hash, nonce: tx.nonce },

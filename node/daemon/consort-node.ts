@@ -46,7 +46,10 @@ export function survivePendingRejections(logger: Logger): void {
   process.on("unhandledRejection", (reason) => {
     const e = toConsortError(reason);
     const fields = { code: e.code, ...(typeof e.details.taskId === "string" ? { taskId: e.details.taskId } : {}) };
-    if (e.retryable) logger.debug(fields, `a stopped computation's pending round: ${e.message}`);
+    // A frame a peer refused because it moved on to a newer attempt is final for that frame, not an error:
+    // the attempt's other rounds in flight end that way whenever a restarted party rejoins.
+    const abandoned = e.code === "STALE_ATTEMPT" || e.details.remoteCode === "STALE_ATTEMPT";
+    if (e.retryable || abandoned) logger.debug(fields, `a stopped computation's pending round: ${e.message}`);
     else logger.error(fields, `unhandled rejection: ${e.message}`);
   });
 }

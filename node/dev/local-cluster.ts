@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { createServer, Socket, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -146,6 +146,61 @@ function announced(child: ChildProcess, marker: string): { seen: () => boolean }
   return { seen: () => seen };
 }
 
+/**
+ * A TCP proxy in front of a local chain's RPC, so a test can take the RPC
+ * down (every open connection cut, new ones refused) and bring it back on the
+ * same port, as an RPC provider's outage would look to the nodes.
+ */
+export class RpcProxy {
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+  readonly port: number;
+  private readonly target: number;
+  constructor(port: number, target: number) {
+    this.port = port;
+    this.target = target;
+  }
+  /** The URL to give clients instead of the chain's own. */
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+  get isUp(): boolean {
+    return this.server !== undefined;
+  }
+  async up(): Promise<void> {
+    if (this.server !== undefined) return;
+    const server = createServer((client) => {
+      const upstream = new Socket();
+      this.sockets.add(client).add(upstream);
+      upstream.connect(this.target, "127.0.0.1");
+      client.pipe(upstream).pipe(client);
+      const drop = () => {
+        client.destroy();
+        upstream.destroy();
+        this.sockets.delete(client);
+        this.sockets.delete(upstream);
+      };
+      client.on("error", drop).on("close", drop);
+      upstream.on("error", drop).on("close", drop);
+    });
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(this.port, "127.0.0.1", () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+  }
+  async down(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+    if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
 export interface LocalChain extends ManagedProcess {
   readonly rpcUrl: string;
 }
@@ -282,6 +337,10 @@ export interface LocalClusterOptions {
   readonly config?: Partial<NodeConfigInput>;
   /** Prefix of the temporary folder that holds the chain, the nodes and the owners' state. */
   readonly name?: string;
+  /** The chain: Hardhat's EDR (the default) or anvil, which can reorganise blocks the nodes have applied. */
+  readonly chain?: "hardhat" | "anvil";
+  /** Whether the nodes reach the chain through an RpcProxy the caller can take down (the cluster's own provider does not). */
+  readonly rpcProxy?: boolean;
 }
 
 /**
@@ -299,16 +358,21 @@ export interface LocalCluster {
   readonly nodes: LocalNode[];
   readonly owners: readonly HDNodeWallet[];
   readonly workDir: string;
+  /** The proxy between the nodes and the chain, when the cluster was asked for one. */
+  readonly proxy: RpcProxy | undefined;
   /** Kills node `index` at once (SIGKILL: no clean shutdown, as a crash would). */
   kill(index: number): Promise<void>;
   /** Starts node `index` again on its data directory, port and key. */
   start(index: number): Promise<LocalNode>;
-  stop(): Promise<void>;
+  /** Stops everything and removes the work folder, unless asked to keep it (for a failure's logs). */
+  stop(options?: { keepWorkDir?: boolean }): Promise<void>;
 }
 
 export async function startLocalCluster(options: LocalClusterOptions): Promise<LocalCluster> {
   const workDir = mkdtempSync(join(tmpdir(), `${options.name ?? "consort-cluster"}-`));
-  const chain = await startLocalChain(workDir);
+  const chain = options.chain === "anvil" ? await startAnvilChain(workDir) : await startLocalChain(workDir);
+  const proxy = options.rpcProxy === true ? new RpcProxy(await freePort(), Number(new URL(chain.rpcUrl).port)) : undefined;
+  await proxy?.up();
   const provider = await connectProvider(chain.rpcUrl, { pollingIntervalMs: 50 });
   const deployment = await deployRegistry(devWallet(0).connect(provider));
   const specs: { spec: LocalNodeSpec; prepared: Awaited<ReturnType<typeof prepareLocalNode>> }[] = [];
@@ -317,7 +381,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     const spec: LocalNodeSpec = {
       name: `party-${i}`,
       wallet,
-      rpcUrl: chain.rpcUrl,
+      rpcUrl: proxy?.url ?? chain.rpcUrl,
       registry: deployment.registry,
       deploymentsDir: join(workDir, "deployments"),
       workDir,
@@ -337,6 +401,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     nodes,
     owners,
     workDir,
+    proxy,
     kill: async (index) => {
       const child = nodes[index]!.child;
       if (child.exitCode !== null || child.signalCode !== null) return;
@@ -350,11 +415,12 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
       nodes[index] = await startLocalNode(spec, prepared);
       return nodes[index]!;
     },
-    stop: async () => {
+    stop: async (stopOptions) => {
       provider.destroy();
       await Promise.allSettled(nodes.map((n) => n.stop()));
+      await proxy?.down();
       await chain.stop();
-      rmSync(workDir, { recursive: true, force: true });
+      if (stopOptions?.keepWorkDir !== true) rmSync(workDir, { recursive: true, force: true });
     },
   };
 }

@@ -97,6 +97,22 @@ describe("chain/tx-submitter: one transaction per intent, whatever crashes", fun
     expect(store.listSignedTxs()).to.deep.equal([]);
   });
 
+  it("a nonce freed by a reorganisation (its mined transaction removed) is used again, so later transactions do not wait for it", async () => {
+    const wallet = devWallet(16);
+    const s = submitter(wallet);
+    await s.submit("register", "registerParty", [encryptionKey("r"), "http://127.0.0.1:7400"]);
+    const freed = await nonceOf(wallet.address);
+    const fork = (await provider.send("evm_snapshot", [])) as string;
+    await s.submit("update/1", "updateParty", [encryptionKey("r1"), "http://127.0.0.1:7401"]);
+    // The block with update/1 leaves the chain, and its transaction with it (it was forgotten once mined).
+    expect(await provider.send("evm_revert", [fork])).to.equal(true);
+    expect(await nonceOf(wallet.address)).to.equal(freed);
+    const receipt = await s.submit("update/2", "updateParty", [encryptionKey("r2"), "http://127.0.0.1:7402"]);
+    expect(receipt.status).to.equal(1);
+    expect((await provider.getTransaction(receipt.hash))?.nonce).to.equal(freed);
+    expect(await nonceOf(wallet.address)).to.equal(freed + 1);
+  });
+
   it("a call that would revert is refused before anything is signed, naming the custom error", async () => {
     const wallet = devWallet(13);
     const s = submitter(wallet);

@@ -1,5 +1,4 @@
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer, Socket, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
@@ -12,7 +11,7 @@ import { chainNow } from "../../node/chain/rpc-provider.ts";
 import { ConsortNode } from "../../node/daemon/consort-node.ts";
 import { getJson } from "../../node/transport/http-client.ts";
 import { submitInput } from "../../node/client/data-owner-client.ts";
-import { devWallet, freePort, prepareLocalNode, startLocalChain, startLocalNode, type LocalChain } from "../../node/dev/local-cluster.ts";
+import { RpcProxy, devWallet, freePort, prepareLocalNode, startLocalChain, startLocalNode, type LocalChain } from "../../node/dev/local-cluster.ts";
 import { createLogger } from "../../node/logger.ts";
 import { parseNodeConfig } from "../../node/daemon/node-config.ts";
 import { registerNodeParty } from "../../node/daemon/register-node-party.ts";
@@ -23,41 +22,6 @@ import { splitVector } from "../../node/math/shamir.ts";
 import { encodeProgram } from "../../node/program/program-encoding.ts";
 import { totalAndMean } from "../../node/program/standard-programs.ts";
 import { sealSharePayload, signShareSubmission, type ShareSubmission } from "../../node/transport/share-submission.ts";
-
-/** A TCP proxy in front of the chain, so a test can take the RPC down and bring it back. */
-class RpcProxy {
-  private server: Server | undefined;
-  private readonly sockets = new Set<Socket>();
-  readonly port: number;
-  private readonly target: number;
-  constructor(port: number, target: number) {
-    this.port = port;
-    this.target = target;
-  }
-  async up(): Promise<void> {
-    this.server = createServer((client) => {
-      const upstream = new Socket();
-      this.sockets.add(client).add(upstream);
-      upstream.connect(this.target, "127.0.0.1");
-      client.pipe(upstream).pipe(client);
-      const drop = () => {
-        client.destroy();
-        upstream.destroy();
-        this.sockets.delete(client);
-        this.sockets.delete(upstream);
-      };
-      client.on("error", drop).on("close", drop);
-      upstream.on("error", drop).on("close", drop);
-    });
-    await new Promise<void>((resolve) => this.server!.listen(this.port, "127.0.0.1", resolve));
-  }
-  async down(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    this.sockets.clear();
-    await new Promise<void>((resolve) => (this.server === undefined ? resolve() : this.server.close(() => resolve())));
-    this.server = undefined;
-  }
-}
 
 async function post(url: string, body: string, contentType = "application/json"): Promise<{ status: number; json: { error?: { code: string; retryable: boolean; details: Record<string, unknown> } } & Record<string, unknown> }> {
   const response = await fetch(url, { method: "POST", headers: { "content-type": contentType }, body });
