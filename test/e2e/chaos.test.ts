@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { expect } from "chai";
 import { Interface, keccak256, type HDNodeWallet } from "ethers";
 import { RegistryClient } from "../../node/chain/registry-client.ts";
-import { chainNow } from "../../node/client/client-connection.ts";
+import { chainNow } from "../../node/chain/rpc-provider.ts";
 import { submitInput } from "../../node/client/data-owner-client.ts";
 import { startLocalCluster, type LocalCluster, type LocalNode } from "../../node/dev/local-cluster.ts";
 import { toConsortError } from "../../node/errors.ts";
