@@ -215,14 +215,27 @@ export async function startLocalChain(workDir: string, port?: number): Promise<L
     logFile,
     { ...process.env, FORCE_COLOR: "0" },
   );
-  const managed = manage(child, logFile);
   const rpcUrl = `http://127.0.0.1:${chosen}`;
-  // Only our own process saying it listens on the port counts: another process on it (our node
-  // could not bind) would answer the probe as well, with a chain that is not ours.
-  const listening = announced(child, `JSON-RPC server at ${rpcUrl}/`);
+  return chainWhenListening("the local chain", manage(child, logFile), rpcUrl, `JSON-RPC server at ${rpcUrl}/`, 90_000);
+}
+
+/**
+ * The chain process once it has said it listens at `rpcUrl` and answers
+ * there. Only our own process saying so counts: another process on the port
+ * (ours could not bind) would answer the probe as well, with a chain that is
+ * not ours. Stops the process if it is not ready in time.
+ */
+async function chainWhenListening(
+  what: string,
+  managed: ReturnType<typeof manage>,
+  rpcUrl: string,
+  marker: string,
+  timeoutMs: number,
+): Promise<LocalChain> {
+  const listening = announced(managed.child, marker);
   try {
-    await until("the local chain", 90_000, async () => {
-      if (!listening.seen()) throw new ConsortError("RPC_UNAVAILABLE", `the local chain has not said it listens at ${rpcUrl} yet`);
+    await until(what, timeoutMs, async () => {
+      if (!listening.seen()) throw new ConsortError("RPC_UNAVAILABLE", `${what} has not said it listens at ${rpcUrl} yet`);
       return probeChainId(rpcUrl, 1_000);
     }, managed.exitInfo);
   } catch (error) {
@@ -247,19 +260,7 @@ export async function startAnvilChain(workDir: string, port?: number): Promise<L
     logFile,
     { ...process.env, NO_COLOR: "1" },
   );
-  const managed = manage(child, logFile);
-  const rpcUrl = `http://127.0.0.1:${chosen}`;
-  const listening = announced(child, `Listening on 127.0.0.1:${chosen}`);
-  try {
-    await until("anvil", 60_000, async () => {
-      if (!listening.seen()) throw new ConsortError("RPC_UNAVAILABLE", `anvil has not said it listens at ${rpcUrl} yet`);
-      return probeChainId(rpcUrl, 1_000);
-    }, managed.exitInfo);
-  } catch (error) {
-    await managed.stop();
-    throw error;
-  }
-  return { ...managed, rpcUrl };
+  return chainWhenListening("anvil", manage(child, logFile), `http://127.0.0.1:${chosen}`, `Listening on 127.0.0.1:${chosen}`, 60_000);
 }
 
 export interface LocalNodeSpec {
