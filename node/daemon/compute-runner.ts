@@ -15,7 +15,7 @@ import type { AcceptedFrame, PeerSessions } from "../transport/peer-sessions.ts"
 import { encodeRequesterShare } from "../transport/requester-share-codec.ts";
 import type { Logger } from "../logger.ts";
 
-/** The gate of the message in which a party sends its signed attestation of the result to its peers (round 0, no attempt). */
+/** The gate (after the attempt of the run that gave the result) of the message in which a party sends its signed attestation of the result to its peers (round 0). */
 export const ATTESTATION_GATE = "attest";
 
 /**
@@ -236,6 +236,7 @@ export class ComputeRunner {
       const now = store.getTask(task.taskId);
       if (now === undefined || now.status !== "computing" || now.programHash !== task.programHash || now.createdBlock !== task.createdBlock) return;
       store.setTaskResult(task.taskId, result, resultHash);
+      store.setJobResultAttempt(task.taskId, attempt);
       for (const [name, share] of run.requesterShares) store.putRequesterShare(task.taskId, name, encodeRequesterShare(share));
       store.setTaskStatus(task.taskId, "attesting");
     });
@@ -268,7 +269,11 @@ export class ComputeRunner {
   acceptFrame(frame: AcceptedFrame): void {
     const { label, from, payload } = frame;
     const { store, mailbox, logger } = this.#o;
-    if (label.gate === ATTESTATION_GATE) {
+    const parsed = parseAttemptGate(label.gate);
+    if (parsed === undefined) {
+      throw new ConsortError("BAD_REQUEST", `the gate of ${labelKey(label)} from ${from} carries no attempt (a<n>/<gate>)`, { details: { field: "gate" } });
+    }
+    if (parsed.gate === ATTESTATION_GATE) {
       const outcome = store.putMessage(label.taskId, label.round, label.gate, from, payload);
       if (outcome === "conflict") {
         throw new ConsortError("DUPLICATE_MESSAGE", `party ${from} already sent a different message for ${labelKey(label)}`, {
@@ -277,10 +282,6 @@ export class ComputeRunner {
       }
       mailbox.deliver(labelKey(label), from, payload);
       return;
-    }
-    const parsed = parseAttemptGate(label.gate);
-    if (parsed === undefined) {
-      throw new ConsortError("BAD_REQUEST", `the gate of ${labelKey(label)} from ${from} carries no attempt (a<n>/<gate>)`, { details: { field: "gate" } });
     }
     try {
       frVecCheck(payload, "payload");
@@ -294,14 +295,17 @@ export class ComputeRunner {
         details: { taskId: key, attempt: parsed.attempt, current },
       });
     }
-    if (this.#over.has(key)) return;
     if (parsed.attempt > current) {
       this.#raise(label.taskId, parsed.attempt);
       logger.info({ taskId: key, from, attempt: parsed.attempt, was: current }, "a peer started a newer attempt; joining it");
-      if (this.#running.has(key)) {
+      // A run in progress stops; so does collecting attestations of a result (it may never reach the quorum
+      // without the parties that now compute again).
+      if (this.#running.has(key) || this.#over.has(key)) {
         this.#o.channel.abortTask(label.taskId, new ConsortError("PROTOCOL_ABORTED", `task ${key}: ${from} started attempt ${parsed.attempt}`, { retryable: true, details: { taskId: key } }));
       }
       this.#o.onNewAttempt(label.taskId);
+    } else if (this.#over.has(key)) {
+      return;
     }
     if (parsed.gate === START_GATE) return;
     mailbox.deliver(labelKey(label), from, payload);

@@ -18,7 +18,7 @@ import { maxFrameBytes } from "../transport/peer-frame.ts";
 import { PeerMailbox } from "../transport/peer-mailbox.ts";
 import { PeerSessions } from "../transport/peer-sessions.ts";
 import { ChainFollower } from "./chain-follower.ts";
-import { ATTESTATION_GATE, ComputeRunner } from "./compute-runner.ts";
+import { ATTESTATION_GATE, ComputeRunner, parseAttemptGate } from "./compute-runner.ts";
 import type { NodeConfig, NodeSecrets } from "./node-config.ts";
 import { loadOrCreateEncryptionKey } from "./node-keys.ts";
 import { NodeQueries } from "./node-queries.ts";
@@ -131,7 +131,7 @@ export class ConsortNode {
     this.channel = new PeerChannel({
       sessions: this.sessions,
       // Only attestations are stored; round messages are asked of the mailbox alone.
-      store: { getMessage: (taskId, round, gate, from) => (gate === ATTESTATION_GATE ? store.getMessage(taskId, round, gate, from) : undefined) },
+      store: { getMessage: (taskId, round, gate, from) => (parseAttemptGate(gate)?.gate === ATTESTATION_GATE ? store.getMessage(taskId, round, gate, from) : undefined) },
       mailbox: this.mailbox,
       timeoutMs: config.protocolTimeoutMs,
     });
@@ -363,8 +363,12 @@ export class ConsortNode {
         if (outcome === "superseded") this.logger.info({ taskId: id, attempt: this.runner.attemptOf(taskId) }, "computation moved to a peer's newer attempt");
         return { step: "compute", nextRunAt: Date.now() };
       }
+      case "recompute":
+        this.store.clearTaskResult(taskId);
+        this.logger.info({ taskId: id, attempt: this.runner.attemptOf(taskId) }, "a peer computes again and this result has no quorum: computing again with it");
+        return { step: "recompute", nextRunAt: Date.now() };
       case "attest": {
-        const collected = await this.attestor.attest(task);
+        const collected = await this.attestor.attest(task, this.store.getJob(taskId)?.resultAttempt ?? 0);
         this.logger.info({ taskId: id, attestations: collected }, "quorum of attestations collected");
         return { step: "attest", nextRunAt: Date.now() };
       }
@@ -393,6 +397,8 @@ export class ConsortNode {
       rank: submitterRank(self, task.parties.length, task.taskId),
       actAfter: job?.actAfter,
       pendingTx: this.submitter.pending(finalizeKey(task.taskId)) !== undefined ? "finalize" : this.submitter.pending(expireKey(task.taskId)) !== undefined ? "expire" : undefined,
+      attempt: this.runner.attemptOf(task.taskId),
+      resultAttempt: job?.resultAttempt,
       deadline: chain === "AwaitingInputs" ? task.inputDeadline : task.resultDeadline,
       chainTime: await chainNow(this.provider),
       now,

@@ -5,7 +5,7 @@ import type { Logger } from "../logger.ts";
 import type { NodeStore, StoredTask } from "../store/node-store.ts";
 import type { PeerChannel } from "../transport/peer-channel.ts";
 import type { MessageLabel } from "../transport/message-label.ts";
-import { ATTESTATION_GATE } from "./compute-runner.ts";
+import { ATTESTATION_GATE, attemptGate } from "./compute-runner.ts";
 
 /** After the quorum is in, how long to wait for the remaining attestations (the finalize transaction carries all it has). */
 const LATE_ATTESTATION_GRACE_MS = 1_000;
@@ -50,8 +50,13 @@ export class ResultAttestor {
     return this.#o.store.getAttestations(task.taskId).filter((a) => a.resultHash === task.resultHash).length;
   }
 
-  /** Attests and collects; resolves with the number of valid attestations held, PROTOCOL_TIMEOUT (retryable) below the quorum. */
-  async attest(task: StoredTask): Promise<number> {
+  /**
+   * Attests and collects, under the label of the attempt whose run gave the
+   * result (a result computed again later is attested under its own);
+   * resolves with the number of valid attestations held, PROTOCOL_TIMEOUT
+   * (retryable) below the quorum.
+   */
+  async attest(task: StoredTask, resultAttempt: number): Promise<number> {
     const { wallet, chainId, registry, store, channel, logger } = this.#o;
     if (task.result === undefined || task.resultHash === undefined) throw new ConsortError("INTERNAL", `task ${task.taskId} has no result to attest`);
     const address = wallet.address;
@@ -63,7 +68,7 @@ export class ResultAttestor {
     };
     const signature = await signAttestation(wallet, chainId, registry, attestation);
     store.putAttestation(task.taskId, { signer: address, resultHash: task.resultHash, signature });
-    const label: MessageLabel = { taskId: task.taskId, round: 0, gate: ATTESTATION_GATE };
+    const label: MessageLabel = { taskId: task.taskId, round: 0, gate: attemptGate(resultAttempt, ATTESTATION_GATE) };
     const payload = new Uint8Array([...getBytes(task.resultHash), ...getBytes(signature)]);
     const peers = task.parties.filter((p) => !sameAddress(p, address));
     // Send to every peer and collect theirs; one peer failing must not stop the others.

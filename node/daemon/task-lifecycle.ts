@@ -20,6 +20,9 @@ export interface TaskView {
   readonly attestations: number;
   /** t + 1. */
   readonly quorum: number;
+  /** The task's current computation attempt, and the attempt whose run gave the result held (if one is). */
+  readonly attempt: number;
+  readonly resultAttempt: number | undefined;
   /** This party's place in the task's submitter rotation (0 acts first). */
   readonly rank: number;
   /** When this party's turn to send a finalize or expire transaction comes, once decided (epoch ms). */
@@ -40,6 +43,8 @@ export type TaskStep =
   | { readonly kind: "await-turn"; readonly then: "finalize" | "expire"; readonly until: number }
   | { readonly kind: "compute" }
   | { readonly kind: "attest" }
+  /** Drop a result short of the quorum: peers compute again (they lost theirs), and the quorum needs this party with them. */
+  | { readonly kind: "recompute" }
   | { readonly kind: "finalize" }
   | { readonly kind: "expire" }
   /** The task is over here: clean up and drop the job. */
@@ -77,7 +82,9 @@ export function nextStep(view: TaskView, takeoverDelayMs: number): TaskStep {
     if (status !== "awaiting-inputs" && status !== "computing") return { kind: "wait", reason: `${status} without a result`, until };
     return { kind: "compute" };
   }
-  if (view.attestations < view.quorum) return { kind: "attest" };
+  if (view.attestations < view.quorum) {
+    return view.resultAttempt !== undefined && view.attempt > view.resultAttempt ? { kind: "recompute" } : { kind: "attest" };
+  }
   return turn(view, "finalize", takeoverDelayMs);
 }
 

@@ -152,6 +152,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   last_error TEXT,
   step TEXT,                           -- the step last decided, for operators
   act_after INTEGER,                   -- epoch ms: this party's turn to send the task's transaction
+  result_attempt INTEGER,              -- the attempt whose run gave the result held
   updated_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS signed_txs (
@@ -676,6 +677,26 @@ export class NodeStore {
     );
   }
 
+  /** Records which attempt's run gave the task's result. */
+  setJobResultAttempt(taskId: bigint, attempt: number): void {
+    this.run(
+      `INSERT INTO jobs (task_id, result_attempt, updated_at) VALUES (?, ?, ?)
+       ON CONFLICT(task_id) DO UPDATE SET result_attempt = excluded.result_attempt, updated_at = excluded.updated_at`,
+      taskId.toString(),
+      attempt,
+      Date.now(),
+    );
+  }
+
+  /** Drops a result that did not reach the quorum, so the task computes again (its signatures over it stay, counted only for that result). */
+  clearTaskResult(taskId: bigint): void {
+    this.transaction(() => {
+      this.run("UPDATE tasks SET status = 'computing', result = NULL, result_hash = NULL WHERE task_id = ?", taskId.toString());
+      this.run("DELETE FROM requester_shares WHERE task_id = ?", taskId.toString());
+      this.run("UPDATE jobs SET result_attempt = NULL WHERE task_id = ?", taskId.toString());
+    });
+  }
+
   /** Records when this party's turn to send the task's finalize or expire transaction comes. */
   setJobTurn(taskId: bigint, actAfter: number): void {
     this.run("UPDATE jobs SET act_after = ?, updated_at = ? WHERE task_id = ?", actAfter, Date.now(), taskId.toString());
@@ -866,6 +887,7 @@ export interface StoredJob {
   readonly lastError: string | undefined;
   readonly step: string | undefined;
   readonly actAfter: number | undefined;
+  readonly resultAttempt: number | undefined;
   readonly updatedAt: number;
 }
 
@@ -887,6 +909,7 @@ function toJob(row: Row): StoredJob {
     lastError: optionalString(row.last_error),
     step: optionalString(row.step),
     actAfter: row.act_after === null ? undefined : Number(row.act_after),
+    resultAttempt: row.result_attempt === null || row.result_attempt === undefined ? undefined : Number(row.result_attempt),
     updatedAt: Number(row.updated_at),
   };
 }

@@ -96,12 +96,28 @@ describe("daemon/compute-runner: attempts and frame intake", () => {
     expect(mailbox.earlyCount).to.equal(1);
   });
 
+  it("a party whose run is over still joins a peer's newer attempt, and its attestation collection stops for it", async () => {
+    runner.markOver(TASK, "result computed");
+    const attest = { taskId: TASK, round: 0, gate: attemptGate(0, ATTESTATION_GATE) };
+    const collecting = channel.receive(attest, from).then(
+      () => expect.fail("the peer computes again: no attestation of the old result comes"),
+      (e: unknown) => e as { code: string },
+    );
+    runner.acceptFrame(frame({ taskId: TASK, round: 0, gate: attemptGate(1, "start") }, from, new Uint8Array(0)));
+    expect(runner.attemptOf(TASK)).to.equal(1);
+    expect(newAttempts).to.deep.equal([TASK]);
+    expect((await collecting).code).to.equal("PROTOCOL_ABORTED");
+  });
+
   it("refuses a round frame without an attempt or without a field vector, and stores attestations, refusing a different second one", () => {
     expectCode(() => runner.acceptFrame(frame({ taskId: TASK, round: 1, gate: "mul:0-1" }, from, frVecFromBigints([1n]))), "BAD_REQUEST", { field: "gate" });
+    expectCode(() => runner.acceptFrame(frame({ taskId: TASK, round: 0, gate: ATTESTATION_GATE }, from, new Uint8Array(97))), "BAD_REQUEST", { field: "gate" });
     expectCode(() => runner.acceptFrame(frame({ taskId: TASK, round: 1, gate: attemptGate(0, "mul:0-1") }, from, new Uint8Array(31))), "BAD_REQUEST");
-    const attest = { taskId: TASK, round: 0, gate: ATTESTATION_GATE };
+    // Attestations are kept whatever the current attempt (a peer may attest a result of an attempt this party left).
+    runner.abandonInterrupted(TASK);
+    const attest = { taskId: TASK, round: 0, gate: attemptGate(0, ATTESTATION_GATE) };
     runner.acceptFrame(frame(attest, from, new Uint8Array(97).fill(1)));
-    expect(store.getMessage(TASK, 0, ATTESTATION_GATE, from)).to.deep.equal(new Uint8Array(97).fill(1));
+    expect(store.getMessage(TASK, 0, attest.gate, from)).to.deep.equal(new Uint8Array(97).fill(1));
     runner.acceptFrame(frame(attest, from, new Uint8Array(97).fill(1)));
     expectCode(() => runner.acceptFrame(frame(attest, from, new Uint8Array(97).fill(2))), "DUPLICATE_MESSAGE");
   });

@@ -17,6 +17,8 @@ function view(overrides: Partial<TaskView> = {}): TaskView {
     hasResult: false,
     attestations: 0,
     quorum: 2,
+    attempt: 0,
+    resultAttempt: undefined,
     rank: 0,
     actAfter: undefined,
     pendingTx: undefined,
@@ -35,6 +37,8 @@ const arbView = fc.record({
   hasResult: fc.boolean(),
   attestations: fc.integer({ min: 0, max: 5 }),
   quorum: fc.integer({ min: 1, max: 4 }),
+  attempt: fc.integer({ min: 0, max: 3 }),
+  resultAttempt: fc.option(fc.integer({ min: 0, max: 3 }), { nil: undefined }),
   rank: fc.integer({ min: 0, max: 4 }),
   actAfter: fc.option(fc.integer({ min: NOW - 60_000, max: NOW + 60_000 }), { nil: undefined }),
   pendingTx: fc.constantFrom(undefined, "finalize" as const, "expire" as const),
@@ -70,6 +74,21 @@ describe("daemon/task-lifecycle", () => {
     expect(nextStep({ ...quorate, actAfter: NOW }, TAKEOVER)).to.deep.equal({ kind: "finalize" });
     // The first in the rotation acts at once.
     expect(nextStep({ ...quorate, rank: 0, actAfter: NOW }, TAKEOVER)).to.deep.equal({ kind: "finalize" });
+  });
+
+  it("drops a result short of the quorum once a peer computes again under a newer attempt, and only then", () => {
+    const held = view({ status: "attesting", hasResult: true, attestations: 1, attempt: 0, resultAttempt: 0 });
+    expect(nextStep(held, TAKEOVER)).to.deep.equal({ kind: "attest" });
+    expect(nextStep({ ...held, attempt: 2 }, TAKEOVER)).to.deep.equal({ kind: "recompute" });
+    // With the quorum, the result stands whatever the peers do.
+    expect(nextStep({ ...held, attempt: 2, attestations: 2, actAfter: NOW }, TAKEOVER)).to.deep.equal({ kind: "finalize" });
+    fc.assert(
+      fc.property(arbView, (v) => {
+        if (nextStep(v, TAKEOVER).kind !== "recompute") return;
+        expect(v.hasResult && v.attestations < v.quorum && v.resultAttempt !== undefined && v.attempt > v.resultAttempt).to.equal(true);
+        expect(v.chain).to.equal("Computing");
+      }),
+    );
   });
 
   it("never sends a finalize transaction without the quorum, or while the chain is not Computing, unless one is already signed", () => {
