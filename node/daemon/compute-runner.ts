@@ -149,6 +149,23 @@ export class ComputeRunner {
   }
 
   /**
+   * A reorg removed the task, or the inputs it computed on: whatever runs
+   * stops, and the task moves to a newer attempt, so the task the chain now
+   * holds under this id (or its computation on the new inputs) never reuses a
+   * label of the removed one; its early frames, all of attempts now left,
+   * go. A peer that saw the reorg first and already computes the new task
+   * joins this party's newer attempt (the highest wins).
+   */
+  restartAfterReorg(taskId: bigint): void {
+    const key = taskId.toString();
+    this.markOver(taskId, "rolled back by a chain reorganisation");
+    this.#over.delete(key);
+    this.#stats.delete(key);
+    this.#raise(taskId, this.attemptOf(taskId) + 1);
+    this.#o.channel.resetTask(taskId, () => true);
+  }
+
+  /**
    * Forgets everything held for the task in memory (a reorg may hand its id
    * to another task, whose frames must be taken). `keepStats`: a task that is
    * over keeps its compute stats, which GET /v1/tasks/:id reports after it.

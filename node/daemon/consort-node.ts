@@ -320,10 +320,7 @@ export class ConsortNode {
     );
     for (const taskId of rollback.touchedTaskIds) {
       const task = this.store.getTask(taskId);
-      if (task === undefined || task.status === "awaiting-inputs") {
-        this.runner.markOver(taskId, "rolled back by a chain reorganisation");
-        this.runner.forget(taskId);
-      }
+      if (task === undefined || task.status === "awaiting-inputs") this.runner.restartAfterReorg(taskId);
       this.driver.wake(taskId);
     }
   }

@@ -96,6 +96,21 @@ describe("daemon/compute-runner: attempts and frame intake", () => {
     expect(mailbox.earlyCount).to.equal(1);
   });
 
+  it("a task a reorg rolled back moves past every attempt it has seen, and its early frames go", () => {
+    runner.acceptFrame(frame({ taskId: TASK, round: 1, gate: attemptGate(0, "out") }, from, frVecFromBigints([1n])));
+    runner.acceptFrame(frame({ taskId: TASK, round: 1, gate: attemptGate(1, "out") }, from, frVecFromBigints([2n])));
+    expect(runner.attemptOf(TASK)).to.equal(1);
+    expect(mailbox.earlyCount).to.equal(2);
+    runner.restartAfterReorg(TASK);
+    expect(runner.attemptOf(TASK)).to.equal(2);
+    expect(store.getJob(TASK)?.attempt).to.equal(2);
+    expect(mailbox.earlyCount).to.equal(0);
+    runner.acceptFrame(frame({ taskId: TASK, round: 1, gate: attemptGate(3, "out") }, from, frVecFromBigints([3n])));
+    runner.restartAfterReorg(TASK);
+    expect(runner.attemptOf(TASK)).to.equal(4);
+    expect(mailbox.earlyCount).to.equal(0);
+  });
+
   it("a party whose run is over still joins a peer's newer attempt, and its attestation collection stops for it", async () => {
     runner.markOver(TASK, "result computed");
     const attest = { taskId: TASK, round: 0, gate: attemptGate(0, ATTESTATION_GATE) };
