@@ -5,6 +5,7 @@ import type { Logger } from "../logger.ts";
 import { decodeProgram, programHash } from "../program/program-encoding.ts";
 import { programDataOwnerCount } from "../program/program.ts";
 import type { NodeStore } from "../store/node-store.ts";
+import { sameAddress } from "../transport/binary-codec.ts";
 
 export interface ChainFollowerOptions {
   address: string;
@@ -18,9 +19,6 @@ export interface ChainFollowerOptions {
   onTasksTouched(taskIds: readonly bigint[]): void;
 }
 
-function sameAddress(a: string, b: string): boolean {
-  return a.toLowerCase() === b.toLowerCase();
-}
 
 /**
  * Applies the registry's confirmed events to the node's store: the

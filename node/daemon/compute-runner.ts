@@ -14,6 +14,7 @@ import { labelKey, type MessageLabel } from "../transport/message-label.ts";
 import type { AcceptedFrame, PeerSessions } from "../transport/peer-sessions.ts";
 import { encodeRequesterShare } from "../transport/requester-share-codec.ts";
 import type { Logger } from "../logger.ts";
+import { sameAddress } from "../transport/binary-codec.ts";
 
 /** The gate (after the attempt of the run that gave the result) of the message in which a party sends its signed attestation of the result to its peers (round 0). */
 export const ATTESTATION_GATE = "attest";
@@ -87,9 +88,6 @@ export interface ComputeRunnerOptions {
   onNewAttempt(taskId: bigint): void;
 }
 
-function sameAddress(a: string, b: string): boolean {
-  return a.toLowerCase() === b.toLowerCase();
-}
 
 /**
  * Runs a task's computation on its input shares with its peers, under

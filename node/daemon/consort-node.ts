@@ -27,6 +27,7 @@ import { ResultAttestor } from "./result-attestor.ts";
 import { ShareIntake } from "./share-intake.ts";
 import { TaskDriver, type StepOutcome } from "./task-driver.ts";
 import { RECHECK_MS, nextStep, submitterRank, type TaskView } from "./task-lifecycle.ts";
+import { sameAddress } from "../transport/binary-codec.ts";
 
 export interface ConsortNodeOptions {
   config: NodeConfig;
@@ -54,9 +55,6 @@ export function survivePendingRejections(logger: Logger): void {
   });
 }
 
-function sameAddress(a: string, b: string): boolean {
-  return a.toLowerCase() === b.toLowerCase();
-}
 
 const finalizeKey = (taskId: bigint) => `finalize/${taskId}`;
 const expireKey = (taskId: bigint) => `expire/${taskId}`;

@@ -6,6 +6,7 @@ import type { NodeStore, StoredTask } from "../store/node-store.ts";
 import type { PeerChannel } from "../transport/peer-channel.ts";
 import type { MessageLabel } from "../transport/message-label.ts";
 import { ATTESTATION_GATE, attemptGate } from "./compute-runner.ts";
+import { sameAddress } from "../transport/binary-codec.ts";
 
 /** After the quorum is in, how long to wait for the remaining attestations (the finalize transaction carries all it has). */
 const LATE_ATTESTATION_GRACE_MS = 1_000;
@@ -28,9 +29,6 @@ interface Attestation {
   resultHash: string;
 }
 
-function sameAddress(a: string, b: string): boolean {
-  return a.toLowerCase() === b.toLowerCase();
-}
 
 /**
  * Signs this party's EIP-712 attestation of a task's result, sends it to

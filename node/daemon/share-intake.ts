@@ -8,6 +8,7 @@ import { ownerInputLayout } from "../program/input-layout.ts";
 import { decodeProgram } from "../program/program-encoding.ts";
 import type { NodeStore, StoredTask } from "../store/node-store.ts";
 import { maxShareSubmissionBytes, openSharePayload, verifyShareSubmission, type ShareSubmission } from "../transport/share-submission.ts";
+import { sameAddress } from "../transport/binary-codec.ts";
 
 export interface ShareIntakeOptions {
   address: string;
@@ -20,9 +21,6 @@ export interface ShareIntakeOptions {
   onShare(taskId: bigint): void;
 }
 
-function sameAddress(a: string, b: string): boolean {
-  return a.toLowerCase() === b.toLowerCase();
-}
 
 /** Data owners' shares for this party: each verified in full against the owner's on-chain commitment before anything is stored. */
 export class ShareIntake {

@@ -43,6 +43,11 @@ export function addressToBytes(address: string, field: string): Uint8Array {
 }
 
 /** EIP-55 checksummed form of `address`; BAD_REQUEST naming `field` if it is not an address. */
+/** Whether two 0x-hex addresses name the same account, whatever their checksum casing. */
+export function sameAddress(a: string, b: string): boolean {
+  return a.toLowerCase() === b.toLowerCase();
+}
+
 export function toChecksumAddress(address: string, field: string): string {
   if (typeof address !== "string" || !/^0x[0-9a-fA-F]{40}$/.test(address)) {
     throw badRequest(field, `expected a 0x-prefixed 20-byte address, got ${describeValue(address)}`);
