@@ -1,6 +1,6 @@
 /**
- * Packed BN254 scalar-field vectors, the hot-path representation of shares
- * (contract of issue 3). A field vector is a Uint8Array of 32·k bytes;
+ * Packed BN254 scalar-field vectors, the hot-path representation of shares.
+ * A field vector is a Uint8Array of 32·k bytes;
  * element i is bytes [32i, 32i + 32), the canonical value in [0, r) as
  * little-endian 256-bit. The same bytes are the wire format, so every
  * function validates its vector arguments (MATH_INVALID_ARGUMENT naming the

@@ -6,9 +6,8 @@
  *
  * Why: node:crypto cannot re-key or re-nonce an AEAD context, so every
  * frame paid for a fresh one (createCipheriv / createDecipheriv: OpenSSL
- * context set-up, a JS stream object, five native calls). On the 2-core
- * machine of issue 3 that was ~15 µs per call inside a loaded node's round,
- * most of a small frame's crypto. A running ChaCha20 context serves the
+ * context set-up, a JS stream object, five native calls): inside a loaded
+ * node's round that was most of a small frame's crypto. A running ChaCha20 context serves the
  * keystream of ~100 one-element frames per native call. The tag was first
  * HMAC-SHA256 (two native hash calls per frame at each end); Poly1305 in JS
  * (./poly1305.ts) costs ~1.5 µs for a one-element frame and no native call.
